@@ -1,0 +1,1 @@
+"""Governance hub: the REST service over organisations, collaborations, requests and the audit trail."""

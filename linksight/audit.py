@@ -1,0 +1,182 @@
+"""Hash-chained audit logs, one format for the hub and every station.
+
+Each record stores the SHA-256 hash of the previous record's hash and its own
+canonical JSON content. Editing, deleting or reordering a record changes a
+hash that a later record depends on, so :func:`verify_chain` finds it.
+
+Records carry the NEN 7513 fields: event, time, organisation, user, role,
+purpose, the objects touched and the outcome. Details never hold record
+values, shares or secrets.
+
+NOTE: removing the newest records (truncation) leaves a shorter chain that
+still verifies; detecting it needs the chain head to be anchored elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+)
+
+from linksight.signing import canonical_json
+
+GENESIS_HASH = "0" * 64
+
+HASHED_FIELDS = (
+    "seq",
+    "time",
+    "event",
+    "organisation",
+    "user",
+    "role",
+    "purpose",
+    "objects",
+    "outcome",
+    "details",
+)
+
+
+def audit_table(metadata: MetaData, name: str = "audit_log") -> Table:
+    """Declare the audit table in `metadata`."""
+    return Table(
+        name,
+        metadata,
+        Column("seq", Integer, primary_key=True, autoincrement=False),
+        Column("time", String(40), nullable=False),
+        Column("event", String(80), nullable=False, index=True),
+        Column("organisation", String(200), nullable=False),
+        Column("user", String(200), nullable=False),
+        Column("role", String(40), nullable=False),
+        Column("purpose", Text, nullable=False),
+        Column("objects", JSON, nullable=False),
+        Column("outcome", String(80), nullable=False),
+        Column("details", JSON, nullable=False),
+        Column("prev_hash", String(64), nullable=False),
+        Column("hash", String(64), nullable=False),
+    )
+
+
+def record_hash(prev_hash: str, record: dict[str, Any]) -> str:
+    """Return the chain hash of `record` after the record whose hash is `prev_hash`."""
+    content = {field: record[field] for field in HASHED_FIELDS}
+    digest = hashlib.sha256()
+    digest.update(prev_hash.encode("ascii"))
+    digest.update(canonical_json(content))
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """The outcome of verifying a chain."""
+
+    ok: bool
+    records: int
+    first_bad_seq: int | None = None
+    reason: str = ""
+    head: str = GENESIS_HASH
+
+    def describe(self) -> str:
+        """Return a one-line summary for people."""
+        if self.ok:
+            return f"chain intact: {self.records} records, head {self.head[:16]}"
+        return f"chain broken at record {self.first_bad_seq}: {self.reason}"
+
+
+def verify_chain(records: list[dict[str, Any]]) -> ChainReport:
+    """Check sequence numbers, links and hashes of `records`, oldest first."""
+    prev_hash = GENESIS_HASH
+    for expected_seq, record in enumerate(records, start=1):
+        seq = record["seq"]
+        if seq != expected_seq:
+            return ChainReport(
+                False,
+                len(records),
+                seq,
+                f"expected sequence number {expected_seq}: a record was deleted "
+                "or reordered",
+            )
+        if record["prev_hash"] != prev_hash:
+            return ChainReport(
+                False,
+                len(records),
+                seq,
+                "link to the previous record does not match: a record before it "
+                "was changed, deleted or reordered",
+            )
+        if record_hash(prev_hash, record) != record["hash"]:
+            return ChainReport(
+                False, len(records), seq, "content does not match its hash: edited"
+            )
+        prev_hash = record["hash"]
+    return ChainReport(True, len(records), head=prev_hash)
+
+
+class AuditLog:
+    """An append-only, hash-chained audit table in a SQLAlchemy database."""
+
+    def __init__(self, engine: Engine, table: Table):
+        self.engine = engine
+        self.table = table
+        self._lock = threading.Lock()
+
+    def append(
+        self,
+        event: str,
+        *,
+        organisation: str,
+        user: str,
+        role: str,
+        outcome: str,
+        purpose: str = "",
+        objects: dict[str, Any] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Append one record and return it with its sequence number and hash."""
+        with self._lock, self.engine.begin() as connection:
+            last = connection.execute(
+                select(self.table.c.seq, self.table.c.hash)
+                .order_by(self.table.c.seq.desc())
+                .limit(1)
+            ).first()
+            seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+            record: dict[str, Any] = {
+                "seq": seq,
+                "time": datetime.now(UTC).isoformat(timespec="microseconds"),
+                "event": event,
+                "organisation": organisation,
+                "user": user,
+                "role": role,
+                "purpose": purpose,
+                "objects": objects or {},
+                "outcome": outcome,
+                "details": details or {},
+            }
+            record["prev_hash"] = prev_hash
+            record["hash"] = record_hash(prev_hash, record)
+            connection.execute(insert(self.table).values(**record))
+        return record
+
+    def records(self) -> list[dict[str, Any]]:
+        """Return every record, oldest first."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(self.table).order_by(self.table.c.seq))
+            return [dict(row._mapping) for row in rows]
+
+    def verify(self) -> ChainReport:
+        """Verify the whole chain."""
+        return verify_chain(self.records())

@@ -1,0 +1,107 @@
+"""Collaboration rules and their evaluation, shared by the hub and stations.
+
+The hub checks each submitted query against its collaboration's rules; each
+station checks the signed task again against the same rules and against its
+own local policy, which may only be stricter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, Field
+
+from linksight.query import QuerySpec
+from linksight.schema import DatasetSchema
+
+ANALYSES = ("aggregate", "crosstab")
+
+
+class CollaborationRules(BaseModel):
+    """The rules a collaboration's members agreed on."""
+
+    min_count: int = Field(
+        default=10, ge=1, description="minimum persons behind every released figure"
+    )
+    min_stations: int = Field(
+        default=3, ge=3, description="minimum stations holding the dataset queried"
+    )
+    allowed_analyses: list[str] = Field(default_factory=lambda: list(ANALYSES))
+    max_group_levels: int = Field(
+        default=40, ge=1, description="maximum cells in a grouped output"
+    )
+    requires_approval: bool = True
+
+
+@dataclass(frozen=True)
+class RuleViolation:
+    """A broken rule: its name, what broke it, and how to fix the query."""
+
+    rule: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        """Return the violation as JSON-ready fields."""
+        return {"rule": self.rule, "message": self.message}
+
+
+def check_query(
+    spec: QuerySpec,
+    schema: DatasetSchema,
+    rules: CollaborationRules,
+    station_count: int,
+) -> RuleViolation | None:
+    """Return the first rule that `spec` breaks, or None if it may run.
+
+    `schema` is the queried dataset's schema and `station_count` the number
+    of stations holding it in the collaboration.
+    """
+    if spec.kind not in rules.allowed_analyses:
+        return RuleViolation(
+            "allowed_analyses",
+            f"analysis {spec.kind!r} is not allowed in this collaboration; "
+            f"allowed: {', '.join(rules.allowed_analyses)}",
+        )
+    if station_count < rules.min_stations:
+        return RuleViolation(
+            "min_stations",
+            f"dataset {spec.dataset!r} is held by {station_count} station(s) but "
+            f"the collaboration requires at least {rules.min_stations}; query a "
+            "dataset that more stations hold",
+        )
+    for column, uses in sorted(spec.columns_used().items()):
+        try:
+            declared = schema.column(column)
+        except KeyError:
+            return RuleViolation(
+                "known_columns",
+                f"column {column!r} is not in dataset {spec.dataset!r}",
+            )
+        if declared.role == "identifier":
+            return RuleViolation(
+                "identifier_use",
+                f"column {column!r} is an identifier and may not be used as "
+                f"{' or '.join(sorted(uses))}; it may only link datasets",
+            )
+        if "output" in uses and not declared.is_numeric:
+            return RuleViolation(
+                "numeric_output",
+                f"column {column!r} has type {declared.type}; statistics need a "
+                "numeric column",
+            )
+        if "group_by" in uses and declared.type != "categorical":
+            return RuleViolation(
+                "categorical_groups",
+                f"column {column!r} has type {declared.type}; only categorical "
+                "columns can be grouped on",
+            )
+    cells = 1
+    for column in spec.group_by:
+        cells *= len(schema.column(column).levels or [])
+    if cells > rules.max_group_levels:
+        return RuleViolation(
+            "max_group_levels",
+            f"the grouping makes {cells} cells, more than the "
+            f"{rules.max_group_levels} allowed; group on fewer or coarser columns",
+        )
+    return None

@@ -1,0 +1,50 @@
+"""The task a hub sends to stations once a request is approved.
+
+A task is the signed, self-contained instruction to compute: the query, the
+parties of the secure computation in order, the disclosure rules in force,
+and a deadline. Stations act on nothing that is not in a verified task.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from linksight.query import QuerySpec
+
+
+class Party(BaseModel):
+    """One MPC party: a station, its organisation and its MPC address."""
+
+    station: str
+    organisation: str
+    host: str
+    port: int = Field(gt=0, lt=65536)
+
+
+class DisclosureSettings(BaseModel):
+    """Disclosure rules in force for a task; stations may be stricter."""
+
+    min_count: int = Field(default=10, ge=1)
+
+
+class TaskSpec(BaseModel):
+    """The payload the hub signs."""
+
+    task_id: str
+    request_id: str
+    collaboration: str
+    query: QuerySpec
+    query_text: str
+    parties: list[Party] = Field(min_length=3)
+    requester: str
+    requester_organisation: str
+    disclosure: DisclosureSettings
+    mpc_timeout_seconds: float = Field(default=120.0, gt=0)
+    issued_at: str
+
+
+class SignedTask(BaseModel):
+    """A task as delivered to stations: the payload and the hub's signature."""
+
+    task: TaskSpec
+    signature: str

@@ -1,0 +1,1 @@
+"""The data scientist's client: Python API and IPython magics."""

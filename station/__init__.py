@@ -1,0 +1,1 @@
+"""Data station: local datasets, task execution and the MPC party."""
