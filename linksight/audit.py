@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Column,
+    Connection,
     Engine,
     Integer,
     MetaData,
@@ -145,38 +146,63 @@ class AuditLog:
         purpose: str = "",
         objects: dict[str, Any] | None = None,
         details: dict[str, Any] | None = None,
+        connection: Connection | None = None,
     ) -> dict[str, Any]:
-        """Append one record and return it with its sequence number and hash."""
-        with self._lock, self.engine.begin() as connection:
-            last = connection.execute(
-                select(self.table.c.seq, self.table.c.hash)
-                .order_by(self.table.c.seq.desc())
-                .limit(1)
-            ).first()
-            seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
-            record: dict[str, Any] = {
-                "seq": seq,
-                "time": datetime.now(UTC).isoformat(timespec="microseconds"),
-                "event": event,
-                "organisation": organisation,
-                "user": user,
-                "role": role,
-                "purpose": purpose,
-                "objects": objects or {},
-                "outcome": outcome,
-                "details": details or {},
-            }
-            record["prev_hash"] = prev_hash
-            record["hash"] = record_hash(prev_hash, record)
-            connection.execute(insert(self.table).values(**record))
+        """Append one record and return it with its sequence number and hash.
+
+        With `connection`, the record is written in that connection's open
+        transaction, so it commits or rolls back with the change it records.
+        The caller must then hold the database's write lock for the whole
+        transaction (on SQLite, BEGIN IMMEDIATE), because two writers that
+        read the same last record would both claim the next sequence number.
+        Without `connection`, the record is committed at once.
+        """
+        content: dict[str, Any] = {
+            "event": event,
+            "organisation": organisation,
+            "user": user,
+            "role": role,
+            "purpose": purpose,
+            "objects": objects or {},
+            "outcome": outcome,
+            "details": details or {},
+        }
+        with self._lock:
+            if connection is not None:
+                return self._insert(connection, content)
+            with self.engine.begin() as own_connection:
+                return self._insert(own_connection, content)
+
+    def _insert(
+        self, connection: Connection, content: dict[str, Any]
+    ) -> dict[str, Any]:
+        last = connection.execute(
+            select(self.table.c.seq, self.table.c.hash)
+            .order_by(self.table.c.seq.desc())
+            .limit(1)
+        ).first()
+        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+        record: dict[str, Any] = {
+            "seq": seq,
+            "time": datetime.now(UTC).isoformat(timespec="microseconds"),
+            **content,
+        }
+        record["prev_hash"] = prev_hash
+        record["hash"] = record_hash(prev_hash, record)
+        connection.execute(insert(self.table).values(**record))
         return record
 
-    def records(self) -> list[dict[str, Any]]:
-        """Return every record, oldest first."""
-        with self.engine.connect() as connection:
-            rows = connection.execute(select(self.table).order_by(self.table.c.seq))
-            return [dict(row._mapping) for row in rows]
+    def records(self, connection: Connection | None = None) -> list[dict[str, Any]]:
+        """Return every record, oldest first, read through `connection` if given."""
+        if connection is not None:
+            return self._select_all(connection)
+        with self.engine.connect() as own_connection:
+            return self._select_all(own_connection)
 
-    def verify(self) -> ChainReport:
-        """Verify the whole chain."""
-        return verify_chain(self.records())
+    def _select_all(self, connection: Connection) -> list[dict[str, Any]]:
+        rows = connection.execute(select(self.table).order_by(self.table.c.seq))
+        return [dict(row._mapping) for row in rows]
+
+    def verify(self, connection: Connection | None = None) -> ChainReport:
+        """Verify the whole chain, read through `connection` if given."""
+        return verify_chain(self.records(connection))
