@@ -38,6 +38,7 @@ class TaskSpec(BaseModel):
     parties: list[Party] = Field(min_length=3)
     requester: str
     requester_organisation: str
+    purpose: str = ""
     disclosure: DisclosureSettings
     mpc_timeout_seconds: float = Field(default=120.0, gt=0)
     issued_at: str

@@ -1,0 +1,213 @@
+"""Local aggregates: what a station computes on its own rows for a query.
+
+For every output cell (one combination of the group-by levels) the station
+computes the row count and, for each column that a statistic reads, the
+number of non-missing values, their sum and their sum of squares. These
+numbers are laid out in one flat vector, in the same order at every station,
+so that the secure computation can add the stations' vectors slot by slot.
+
+The computation runs in DuckDB directly on the station's Parquet file, with
+the query's filter compiled to SQL with bound parameters.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from linksight.query import (
+    And,
+    Comparison,
+    Filter,
+    InList,
+    IsNull,
+    Not,
+    Or,
+    QuerySpec,
+)
+from linksight.schema import DatasetSchema
+
+# Upper bound on one station's row count used to size secure numbers. Every
+# party must use the same number types, so the bound is a protocol constant
+# and not each station's own declared maximum.
+MAX_ROWS_PER_STATION = 2**32
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One released figure: a statistic in one cell, and the slots it reads."""
+
+    cell: int
+    label: str
+    func: str
+    n_slot: int
+    sum_slot: int | None = None
+    square_slot: int | None = None
+
+
+@dataclass
+class Layout:
+    """The order of the aggregate vector, identical at every station."""
+
+    group_by: list[str]
+    cells: list[tuple[Any, ...]]
+    columns: list[str]
+    outputs: list[OutputSpec] = field(default_factory=list)
+
+    @property
+    def width(self) -> int:
+        """The number of slots in the vector."""
+        return len(self.cells) * (1 + 3 * len(self.columns))
+
+    def rows_slot(self, cell: int) -> int:
+        """Return the slot of the row count of `cell`."""
+        return cell * (1 + 3 * len(self.columns))
+
+    def column_slot(self, cell: int, column: str, part: int) -> int:
+        """Return the slot of `part` (0 n, 1 sum, 2 sum of squares) of `column`."""
+        base = self.rows_slot(cell) + 1
+        return base + 3 * self.columns.index(column) + part
+
+    def cell_labels(self, cell: int) -> dict[str, Any]:
+        """Return the group-by values of `cell` by column name."""
+        return dict(zip(self.group_by, self.cells[cell], strict=True))
+
+
+def build_layout(spec: QuerySpec, schema: DatasetSchema) -> Layout:
+    """Lay out the aggregate vector and the released outputs for `spec`."""
+    levels = [list(schema.column(c).levels or []) for c in spec.group_by]
+    cells = [tuple(combination) for combination in itertools.product(*levels)]
+    columns: list[str] = []
+    for aggregate in spec.aggregates:
+        if aggregate.column is not None and aggregate.column not in columns:
+            columns.append(aggregate.column)
+    layout = Layout(list(spec.group_by), cells, columns)
+    for cell in range(len(cells)):
+        for aggregate in spec.aggregates:
+            if aggregate.column is None:
+                n_slot = layout.rows_slot(cell)
+                layout.outputs.append(
+                    OutputSpec(cell, aggregate.label, "count", n_slot)
+                )
+                continue
+            column = aggregate.column
+            layout.outputs.append(
+                OutputSpec(
+                    cell,
+                    aggregate.label,
+                    aggregate.func,
+                    n_slot=layout.column_slot(cell, column, 0),
+                    sum_slot=layout.column_slot(cell, column, 1),
+                    square_slot=layout.column_slot(cell, column, 2),
+                )
+            )
+    return layout
+
+
+def fixed_point_size(spec: QuerySpec, schema: DatasetSchema, parties: int) -> int:
+    """Return the fractional bits f for secure fixed-point numbers of l = 2f bits.
+
+    The largest value entering or produced by the computation is a pooled
+    sum of squares, at most parties * MAX_ROWS_PER_STATION * max|x|^2. MPyC's
+    division is accurate when l = 2f, so the integer part has f - 1 bits; f
+    leaves 32 bits of headroom above the largest value for the fraction.
+    """
+    largest = float(parties * MAX_ROWS_PER_STATION)
+    for aggregate in spec.aggregates:
+        if aggregate.column is not None:
+            bound = schema.column(aggregate.column).max_abs
+            largest = max(largest, parties * MAX_ROWS_PER_STATION * bound * bound)
+    integer_bits = math.ceil(math.log2(largest + 1)) + 1
+    fraction_bits = max(32, integer_bits + 32)
+    return fraction_bits + (-fraction_bits) % 8
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def compile_filter(node: Filter, parameters: list[Any]) -> str:
+    """Compile a filter tree to a SQL condition, appending its values to `parameters`.
+
+    SQL's three-valued logic applies: a comparison with a missing value is
+    unknown, and a row is kept only when the whole condition is true.
+    """
+    if isinstance(node, Comparison):
+        operator = {"==": "=", "!=": "<>"}.get(node.op, node.op)
+        parameters.append(node.value)
+        return f"{_quote(node.column)} {operator} ?"
+    if isinstance(node, InList):
+        parameters.extend(node.values)
+        marks = ", ".join("?" for _ in node.values)
+        return f"{_quote(node.column)} IN ({marks})"
+    if isinstance(node, IsNull):
+        return f"{_quote(node.column)} IS {'NOT ' if node.negated else ''}NULL"
+    if isinstance(node, Not):
+        return f"NOT ({compile_filter(node.item, parameters)})"
+    joiner = " AND " if isinstance(node, And) else " OR "
+    assert isinstance(node, (And, Or))
+    return "(" + joiner.join(compile_filter(i, parameters) for i in node.items) + ")"
+
+
+def compute_local_vector(
+    spec: QuerySpec, layout: Layout, parquet_path: Path
+) -> list[float]:
+    """Compute this station's aggregate vector for `spec` from its Parquet file.
+
+    Rows whose group-by value is missing belong to no cell, as in pandas'
+    groupby. Cells with no rows contribute zeros.
+    """
+    parameters: list[Any] = []
+    conditions = [f"{_quote(c)} IS NOT NULL" for c in layout.group_by]
+    if spec.where is not None:
+        conditions.append(compile_filter(spec.where, parameters))
+    selects = [_quote(c) for c in layout.group_by] + ["count(*)"]
+    for column in layout.columns:
+        value = f"CAST({_quote(column)} AS DOUBLE)"
+        selects += [
+            f"count({_quote(column)})",
+            f"coalesce(sum({value}), 0)",
+            f"coalesce(sum({value} * {value}), 0)",
+        ]
+    sql = f"SELECT {', '.join(selects)} FROM read_parquet(?)"
+    if conditions:
+        sql += " WHERE " + " AND ".join(conditions)
+    if layout.group_by:
+        sql += " GROUP BY " + ", ".join(_quote(c) for c in layout.group_by)
+    with duckdb.connect(":memory:") as connection:
+        rows = connection.execute(sql, [str(parquet_path), *parameters]).fetchall()
+
+    cell_index = {_cell_key(cell): i for i, cell in enumerate(layout.cells)}
+    vector = [0.0] * layout.width
+    groups = len(layout.group_by)
+    for row in rows:
+        key = _cell_key(tuple(row[:groups]))
+        if key not in cell_index:
+            raise ValueError(
+                f"group value {row[:groups]!r} is not a declared level of "
+                f"{layout.group_by}; re-import the dataset against its schema"
+            )
+        cell = cell_index[key]
+        values = row[groups:]
+        if values[0] == 0:
+            continue  # an ungrouped query over no rows still returns one row
+        vector[layout.rows_slot(cell)] = float(values[0])
+        for position, column in enumerate(layout.columns):
+            n, total, squares = values[1 + 3 * position : 4 + 3 * position]
+            vector[layout.column_slot(cell, column, 0)] = float(n)
+            vector[layout.column_slot(cell, column, 1)] = float(total)
+            vector[layout.column_slot(cell, column, 2)] = float(squares)
+    return vector
+
+
+def _cell_key(values: tuple[Any, ...]) -> tuple[str, ...]:
+    # Parquet may return 1 for an integer level declared as 1; compare as text.
+    return tuple(
+        str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+        for v in values
+    )

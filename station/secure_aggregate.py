@@ -1,0 +1,117 @@
+"""Pool the stations' aggregate vectors under MPC and release checked statistics.
+
+Protocol (MPyC, Shamir secret sharing, honest majority, every station a
+party, at least three parties):
+
+1. Each party secret-shares its aggregate vector (counts, sums and sums of
+   squares per cell) and, if it belongs to the requesting scientist's
+   organisation, the same vector again as "own part"; other parties share
+   zeros there.
+2. The parties add the vectors slot by slot. No party learns another's vector
+   or the pooled sums.
+3. For every figure to be released, the parties compute secret bits: pooled
+   n >= min_count and, when the requester's organisation contributes data,
+   pooled n minus its own part >= min_count. Only these pass/fail bits are
+   opened.
+4. If every bit passes, the parties compute the statistics (count, sum,
+   mean = sum / n, sample variance = (sum of squares - sum * mean) / (n - 1))
+   inside MPC and open them, with their n. Otherwise nothing but the bits is
+   opened and the output is blocked.
+
+Threat model: semi-honest parties, no coalition of more than
+floor((m - 1) / 2) of the m parties. What every party learns is the opened
+bits and, when released, the statistics and their n.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mpyc.runtime import mpc
+
+
+@dataclass(frozen=True)
+class SecureOutput:
+    """A statistic to release, as slots of the pooled vector."""
+
+    label: str
+    func: str
+    cell: int
+    n_slot: int
+    sum_slot: int | None
+    square_slot: int | None
+
+
+async def pool_and_release(
+    vector: list[float],
+    own_vector: list[float],
+    outputs: list[SecureOutput],
+    min_count: int,
+    requester_contributes: bool,
+    fraction_bits: int,
+) -> dict[str, Any]:
+    """Run the protocol above; every party calls this with its own vectors.
+
+    Returns ``{"checks": [...], "values": [...] or None}`` where each check
+    is ``{"output": index, "rule": name, "passed": bool}`` and values, when
+    released, are ``{"value": float, "n": int}`` per output.
+    """
+    secfxp = mpc.SecFxp(2 * fraction_bits, fraction_bits)
+    width = len(vector)
+    my_inputs = [secfxp(v) for v in vector]
+    shared = mpc.input(my_inputs)
+    pooled = [mpc.sum([party[i] for party in shared]) for i in range(width)]
+
+    own_pooled = None
+    if requester_contributes:
+        own_shared = mpc.input([secfxp(v) for v in own_vector])
+        own_pooled = [mpc.sum([party[i] for party in own_shared]) for i in range(width)]
+
+    check_bits = []
+    checks: list[dict[str, Any]] = []
+    for index, output in enumerate(outputs):
+        n = pooled[output.n_slot]
+        check_bits.append(n >= min_count)
+        checks.append({"output": index, "rule": "min_count"})
+        if own_pooled is not None:
+            check_bits.append(n - own_pooled[output.n_slot] >= min_count)
+            checks.append({"output": index, "rule": "min_count_without_requester"})
+        if output.func == "var":
+            # n - 1 divides the sum of squares: also needed when min_count is 1.
+            check_bits.append(n >= 2)
+            checks.append({"output": index, "rule": "variance_needs_two"})
+    opened = await mpc.output(check_bits)
+    for check, bit in zip(checks, opened, strict=True):
+        check["passed"] = bool(round(float(bit)))
+    if not all(check["passed"] for check in checks):
+        return {"checks": checks, "values": None}
+
+    secret_values = []
+    for output in outputs:
+        n = pooled[output.n_slot]
+        if output.func == "count":
+            secret_values.append(n)
+            continue
+        total = pooled[output.sum_slot]
+        if output.func == "sum":
+            secret_values.append(total)
+        elif output.func == "mean":
+            secret_values.append(total / n)
+        elif output.func == "var":
+            squares = pooled[output.square_slot]
+            mean = total / n
+            secret_values.append((squares - total * mean) / (n - 1))
+        else:
+            raise ValueError(f"unknown statistic {output.func!r}")
+    secret_ns = [pooled[output.n_slot] for output in outputs]
+    opened_values = await mpc.output(secret_values + secret_ns)
+    count = len(outputs)
+    values = []
+    for index, output in enumerate(outputs):
+        value = float(opened_values[index])
+        n = int(round(float(opened_values[count + index])))
+        if output.func == "count":
+            value = float(n)
+        values.append({"value": value, "n": n})
+    return {"checks": checks, "values": values}

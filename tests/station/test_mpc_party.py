@@ -1,0 +1,252 @@
+"""Real MPyC parties on loopback: pooled statistics, checks, deadlines, crashes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from linksight.network import free_port
+
+OUTPUTS = [
+    {
+        "label": "count(*)",
+        "func": "count",
+        "cell": 0,
+        "n_slot": 0,
+        "sum_slot": None,
+        "square_slot": None,
+    },
+    {
+        "label": "mean(age)",
+        "func": "mean",
+        "cell": 0,
+        "n_slot": 1,
+        "sum_slot": 2,
+        "square_slot": 3,
+    },
+    {
+        "label": "var(age)",
+        "func": "var",
+        "cell": 0,
+        "n_slot": 1,
+        "sum_slot": 2,
+        "square_slot": 3,
+    },
+]
+
+
+def _configs(vectors: list[list[float]], timeout: float, **overrides: Any):
+    parties = [
+        {
+            "station": f"station-{i}",
+            "organisation": f"org-{i}",
+            "host": "127.0.0.1",
+            "port": free_port(),
+        }
+        for i in range(len(vectors))
+    ]
+    configs = []
+    for index, vector in enumerate(vectors):
+        config = {
+            "parties": parties,
+            "index": index,
+            "bind_host": "127.0.0.1",
+            "timeout_seconds": timeout,
+            "vector": vector,
+            "own_vector": [0.0] * len(vector),
+            "outputs": OUTPUTS,
+            "min_count": 10,
+            "requester_contributes": False,
+            "fraction_bits": 80,
+        }
+        config.update(overrides)
+        configs.append(config)
+    return configs
+
+
+def _start(config: dict[str, Any], tmp_path: Path) -> tuple[subprocess.Popen, Path]:
+    index = config["index"]
+    input_path = tmp_path / f"in{index}.json"
+    output_path = tmp_path / f"out{index}.json"
+    input_path.write_text(json.dumps(config))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "station.mpc_party", str(input_path), str(output_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return process, output_path
+
+
+def _run_all(configs, tmp_path, skip: tuple[int, ...] = ()):
+    started = [_start(c, tmp_path) for c in configs if c["index"] not in skip]
+    outputs = []
+    for process, output_path in started:
+        process.wait(timeout=120)
+        outputs.append((process.returncode, json.loads(output_path.read_text())))
+    return outputs
+
+
+def _pooled(vectors):
+    n = sum(v[1] for v in vectors)
+    total = sum(v[2] for v in vectors)
+    squares = sum(v[3] for v in vectors)
+    mean = total / n
+    return sum(v[0] for v in vectors), mean, (squares - total * mean) / (n - 1)
+
+
+def test_party_pools_count_mean_variance(tmp_path):
+    ages = [[61, 70, 55, 48, 80, 66], [59, 62, 71, 74], [50, 52, 90, 68, 77]]
+    vectors = [
+        [len(a), len(a), float(sum(a)), float(sum(x * x for x in a))] for a in ages
+    ]
+    outputs = _run_all(_configs(vectors, 60, min_count=5), tmp_path)
+    count, mean, variance = _pooled(vectors)
+    for status, output in outputs:
+        assert status == 0
+        assert output["ok"] is True
+        values = output["values"]
+        assert values[0]["n"] == count
+        assert values[1]["value"] == pytest.approx(mean, abs=1e-9)
+        assert values[2]["value"] == pytest.approx(variance, abs=1e-9)
+        assert values[2]["n"] == count
+
+
+def test_party_large_values_do_not_wrap(tmp_path):
+    # Sums near 2**40 and squares near 2**60 in 2**20 rows per station.
+    n = 2**20
+    vectors = [[n, n, n * 9.9e5, n * 9.9e5**2 + i * 1e9] for i in range(3)]
+    outputs = _run_all(_configs(vectors, 60, fraction_bits=96), tmp_path)
+    count, mean, variance = _pooled(vectors)
+    status, output = outputs[0]
+    assert status == 0
+    assert output["values"][0]["n"] == count
+    assert output["values"][1]["value"] == pytest.approx(mean, rel=1e-9)
+    assert output["values"][2]["value"] == pytest.approx(variance, rel=1e-6)
+
+
+def test_party_blocks_small_pooled_count(tmp_path):
+    vectors = [[3, 3, 180.0, 11000.0], [2, 2, 130.0, 8500.0], [4, 4, 250.0, 16000.0]]
+    outputs = _run_all(_configs(vectors, 60), tmp_path)
+    for status, output in outputs:
+        assert status == 0
+        assert output["values"] is None
+        assert [c["passed"] for c in output["checks"]] == [False, False, False, True]
+
+
+def test_party_releases_parts_below_threshold(tmp_path):
+    # 11 + 9 + 10 = 30 persons: the station parts stay secret, the pool passes.
+    vectors = [
+        [11, 11, 660.0, 40000.0],
+        [9, 9, 540.0, 33000.0],
+        [10, 10, 600.0, 37000.0],
+    ]
+    outputs = _run_all(_configs(vectors, 60), tmp_path)
+    status, output = outputs[0]
+    assert status == 0
+    assert output["values"][0]["n"] == 30
+
+
+def test_party_checks_pool_without_requester(tmp_path):
+    # The requester's organisation holds 25 of 30: the other 5 would be exposed.
+    vectors = [[25, 25, 1500.0, 91000.0], [3, 3, 180.0, 11000.0], [2, 2, 120.0, 7300.0]]
+    configs = _configs(vectors, 60, requester_contributes=True)
+    configs[0]["own_vector"] = vectors[0]
+    outputs = _run_all(configs, tmp_path)
+    status, output = outputs[0]
+    rules = {(c["output"], c["rule"]): c["passed"] for c in output["checks"]}
+    assert status == 0
+    assert rules[(0, "min_count")] is True
+    assert rules[(0, "min_count_without_requester")] is False
+    assert output["values"] is None
+
+
+def test_party_missing_station_times_out(tmp_path):
+    vectors = [[10, 10, 1.0, 1.0]] * 3
+    started = time.monotonic()
+    outputs = _run_all(_configs(vectors, 4), tmp_path, skip=(2,))
+    elapsed = time.monotonic() - started
+    assert elapsed < 30
+    for status, output in outputs:
+        assert status == 1
+        assert output["ok"] is False
+        assert "station-2" in output["error"]
+        assert "did not join" in output["error"]
+
+
+def test_party_killed_station_fails_others(tmp_path):
+    # Party 2 is killed once all parties are connected, while 200 divisions
+    # keep the computation busy for several seconds.
+    width = 4 * 100
+    vectors = [[20.0, 20.0, 1000.0, 60000.0] * 100] * 3
+    outputs = [
+        {
+            "label": f"var(x{i})",
+            "func": "var",
+            "cell": i,
+            "n_slot": 4 * i + 1,
+            "sum_slot": 4 * i + 2,
+            "square_slot": 4 * i + 3,
+        }
+        for i in range(width // 4)
+    ]
+    configs = _configs(vectors, 60, outputs=outputs)
+    processes = []
+    for config in configs:
+        log_path = tmp_path / f"party{config['index']}.log"
+        input_path = tmp_path / f"in{config['index']}.json"
+        output_path = tmp_path / f"out{config['index']}.json"
+        input_path.write_text(json.dumps(config))
+        with log_path.open("w") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "station.mpc_party",
+                    str(input_path),
+                    str(output_path),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        processes.append((process, output_path, log_path))
+    victim, _, victim_log = processes[2]
+    deadline = time.monotonic() + 30
+    while "parties connected" not in victim_log.read_text():
+        assert time.monotonic() < deadline, "parties did not connect in 30 s"
+        time.sleep(0.05)
+    victim.kill()
+    killed_at = time.monotonic()
+    for process, output_path, _ in processes[:2]:
+        process.wait(timeout=40)
+        output = json.loads(output_path.read_text())
+        assert time.monotonic() - killed_at < 30
+        assert process.returncode == 1
+        assert output["ok"] is False
+        assert "station-2" in output["error"]
+
+
+def test_party_listens_on_configured_host_only(tmp_path):
+    vectors = [[10, 10, 1.0, 1.0]] * 3
+    configs = _configs(vectors, 3)
+    process, _ = _start(configs[1], tmp_path)
+    port = configs[1]["parties"][1]["port"]
+    try:
+        listening = []
+        for _ in range(50):
+            out = subprocess.run(
+                ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True
+            ).stdout
+            listening = [line.split()[3] for line in out.splitlines() if line.strip()]
+            if listening:
+                break
+            time.sleep(0.1)
+        assert listening == [f"127.0.0.1:{port}"]
+    finally:
+        process.kill()
+        process.wait()
