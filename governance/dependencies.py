@@ -1,0 +1,173 @@
+"""Dependencies every router shares: the hub, a database session, the caller.
+
+A session lives for one endpoint call. It commits when the endpoint returns
+and rolls back when it raises. Because its dependency scope is "function",
+both happen before the response is sent, so the client's next call reads the
+committed change. Endpoints
+therefore return Pydantic models built while the session is open.
+
+Authentication and role checks write each failure to the audit log
+(``auth.failed``, ``auth.forbidden``) before answering 401 or 403.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from governance.audit_trail import audited_error
+from governance.context import Hub
+from governance.errors import ApiError
+from governance.principals import ANONYMOUS_ACTOR, Principal, Role, authenticate
+
+logger = logging.getLogger("linksight.hub")
+
+WWW_AUTHENTICATE = 'Bearer realm="linksight-hub"'
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    description="The token shown once when your user or station was created.",
+)
+
+
+def get_hub(request: Request) -> Hub:
+    """Return the hub that `create_app` attached to the application."""
+    return request.app.state.hub
+
+
+HubDep = Annotated[Hub, Depends(get_hub)]
+
+
+def get_session(hub: HubDep) -> Iterator[Session]:
+    """Yield a session that commits if the endpoint returns normally."""
+    session = hub.database.session()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def current_principal(
+    request: Request,
+    session: SessionDep,
+    hub: HubDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal:
+    """Return the caller identified by its bearer token, or raise 401."""
+    if credentials is not None:
+        principal = authenticate(session, credentials.credentials)
+        if principal is not None:
+            request.state.principal = principal
+            return principal
+        reason = "unknown token"
+        message = (
+            "invalid token: it belongs to no user or station of this hub; "
+            "ask the hub admin for a new one"
+        )
+    else:
+        reason = "missing bearer token"
+        message = (
+            "missing token: send the header 'Authorization: Bearer <token>' "
+            "with the token shown when your user or station was created"
+        )
+    error = ApiError(
+        401, "unauthenticated", message, headers={"WWW-Authenticate": WWW_AUTHENTICATE}
+    )
+    raise audited_error(
+        session,
+        hub,
+        error,
+        "auth.failed",
+        ANONYMOUS_ACTOR,
+        details={
+            "reason": reason,
+            "method": request.method,
+            "path": request.url.path,
+        },
+    )
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def forbidden(
+    session: Session,
+    hub: Hub,
+    request: Request,
+    principal: Principal,
+    needed: str,
+    message: str,
+) -> ApiError:
+    """Record that `principal` lacks `needed` and return the 403 error to raise."""
+    return audited_error(
+        session,
+        hub,
+        ApiError(403, "forbidden", message, needed=needed),
+        "auth.forbidden",
+        principal.as_actor(),
+        details={
+            "needed": needed,
+            "method": request.method,
+            "path": request.url.path,
+        },
+    )
+
+
+def require_role(*roles: Role) -> Callable[..., Principal]:
+    """Return a dependency that lets through users with any of `roles`."""
+    needed = " or ".join(roles)
+
+    def check_role(
+        request: Request, principal: PrincipalDep, session: SessionDep, hub: HubDep
+    ) -> Principal:
+        if principal.kind == "user" and principal.roles.intersection(roles):
+            return principal
+        if principal.kind == "station":
+            message = (
+                f"this endpoint needs a user with the {needed} role; "
+                f"{principal.describe()} cannot call it"
+            )
+        else:
+            held_roles = ", ".join(sorted(principal.roles)) or "none"
+            message = (
+                f"this endpoint needs the {needed} role, but "
+                f"{principal.describe()} has the roles: {held_roles}; ask the hub "
+                "admin for the role"
+            )
+        raise forbidden(session, hub, request, principal, f"role {needed}", message)
+
+    check_role.__name__ = "require_" + "_or_".join(roles)
+    return check_role
+
+
+def require_station(
+    request: Request, principal: PrincipalDep, session: SessionDep, hub: HubDep
+) -> Principal:
+    """Let through stations only."""
+    if principal.kind == "station":
+        return principal
+    message = (
+        f"this endpoint is for stations, and {principal.describe()} is a user; "
+        "call it with the station's token"
+    )
+    raise forbidden(session, hub, request, principal, "station", message)
+
+
+AdminDep = Annotated[Principal, Depends(require_role("admin"))]
+StewardDep = Annotated[Principal, Depends(require_role("steward"))]
+ScientistDep = Annotated[Principal, Depends(require_role("scientist"))]
+AuditReaderDep = Annotated[Principal, Depends(require_role("admin", "steward"))]
+UserDep = Annotated[Principal, Depends(require_role("admin", "steward", "scientist"))]
+StationDep = Annotated[Principal, Depends(require_station)]

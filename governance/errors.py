@@ -1,0 +1,104 @@
+"""Errors of the REST API, always sent as ``{"detail": {"code", "message"}}``.
+
+``code`` is a stable identifier that clients branch on, and ``message`` a
+sentence for people that names the value, the rule and the fix. Some errors
+add fields, such as ``position`` for an invalid query. The handlers here
+bring FastAPI's own errors (invalid bodies, unknown paths) and unexpected
+exceptions into the same shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+# Codes for errors that FastAPI or Starlette raise with a plain-text detail.
+STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    422: "invalid_request",
+}
+
+
+class ApiError(HTTPException):
+    """An HTTP error with a stable code and a message for people."""
+
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **fields: Any,
+    ):
+        super().__init__(
+            status_code,
+            detail={"code": code, "message": message, **fields},
+            headers=headers,
+        )
+        self.code = code
+        self.message = message
+
+
+def _describe_validation_error(error: dict[str, Any]) -> str:
+    location = ".".join(str(part) for part in error.get("loc", ()))
+    return f"{location}: {error.get('msg', 'invalid value')}"
+
+
+async def _on_validation_error(
+    request: Request, exc: RequestValidationError
+) -> JSONResponse:
+    errors = list(exc.errors())
+    message = "invalid request: " + "; ".join(
+        _describe_validation_error(error) for error in errors[:3]
+    )
+    if len(errors) > 3:
+        message += f"; and {len(errors) - 3} more"
+    detail = {
+        "code": "invalid_request",
+        "message": message,
+        "errors": jsonable_encoder(errors, custom_encoder={Exception: str}),
+    }
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+async def _on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if isinstance(exc.detail, dict):
+        detail = exc.detail
+    else:
+        code = STATUS_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        message = str(exc.detail)
+        if exc.status_code == 404:
+            message = f"no endpoint at {request.url.path}; the list is at /docs"
+        detail = {"code": code, "message": message}
+    return JSONResponse(
+        {"detail": detail}, status_code=exc.status_code, headers=exc.headers
+    )
+
+
+async def _on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    # Starlette re-raises the exception after this handler, so the server
+    # logs its traceback; logging it here too would log it twice.
+    detail = {
+        "code": "internal_error",
+        "message": f"the hub failed on {request.method} {request.url.path} "
+        f"({type(exc).__name__}); the hub's log has the traceback",
+    }
+    return JSONResponse({"detail": detail}, status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Make every error response of `app` use the ``{"code", "message"}`` shape."""
+    app.add_exception_handler(RequestValidationError, _on_validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _on_unexpected_error)

@@ -1,0 +1,86 @@
+"""Principals: the users and stations that call the hub, found by their token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from governance.models import Station, User
+from governance.tokens import hash_token
+
+Role = Literal["admin", "steward", "scientist"]
+ROLES: tuple[Role, ...] = ("admin", "steward", "scientist")
+
+PrincipalKind = Literal["user", "station"]
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The actor of an audited action: organisation, user and role."""
+
+    organisation: str
+    user: str
+    role: str
+
+
+# The hub itself, for changes no caller made, such as a request expiring.
+HUB_ACTOR = Actor(organisation="", user="hub", role="system")
+
+# A caller whose token matched no user or station.
+ANONYMOUS_ACTOR = Actor(organisation="", user="", role="")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller: a user with roles, or a station."""
+
+    kind: PrincipalKind
+    id: int
+    name: str
+    organisation: str
+    organisation_id: int
+    roles: frozenset[str] = field(default_factory=frozenset)
+
+    def has_role(self, role: Role) -> bool:
+        """Return whether this principal is a user with `role`."""
+        return self.kind == "user" and role in self.roles
+
+    def as_actor(self, role: str | None = None) -> Actor:
+        """Return the audit actor, acting in `role` (a station acts as "station")."""
+        if self.kind == "station":
+            return Actor(self.organisation, self.name, "station")
+        if role is None:
+            role = ",".join(sorted(self.roles))
+        return Actor(self.organisation, self.name, role)
+
+    def describe(self) -> str:
+        """Return "user 'alice'" or "station 'st-a'", for messages."""
+        return f"{self.kind} {self.name!r}"
+
+
+def authenticate(session: Session, token: str) -> Principal | None:
+    """Return the user or station whose token is `token`, or None."""
+    token_hash = hash_token(token)
+    user = session.scalar(select(User).where(User.token_hash == token_hash))
+    if user is not None:
+        return Principal(
+            kind="user",
+            id=user.id,
+            name=user.name,
+            organisation=user.organisation.name,
+            organisation_id=user.organisation_id,
+            roles=frozenset(user.roles),
+        )
+    station = session.scalar(select(Station).where(Station.token_hash == token_hash))
+    if station is not None:
+        return Principal(
+            kind="station",
+            id=station.id,
+            name=station.name,
+            organisation=station.organisation.name,
+            organisation_id=station.organisation_id,
+        )
+    return None

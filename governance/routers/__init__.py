@@ -1,0 +1,47 @@
+"""The hub's REST endpoints, one router per resource.
+
+Who may call what (every endpoint but ``GET /health`` needs a bearer token):
+
+| endpoint | caller |
+| --- | --- |
+| GET /health | anyone |
+| GET /public-key, GET /users/me | any user or station |
+| POST /organisations, /users, /stations, /collaborations | admin |
+| GET /organisations, GET /collaborations | any user |
+| GET /collaborations/{name}, GET .../datasets | member users, admin |
+| PUT /stations/me, GET /stations/me/tasks | station |
+| PUT /collaborations/{name}/datasets/{dataset} | station of a member |
+| POST /requests | scientist of a member |
+| GET /requests, GET /requests/{id} | submitter, touched steward, admin |
+| POST /requests/{id}/approve, /reject | touched steward, not the submitter |
+| POST /requests/{id}/revoke | submitter, touched steward |
+| GET /requests/{id}/result | submitter, admin |
+| GET /tasks/{task_id}, POST /tasks/{task_id}/events | station that is a party |
+| GET /audit, GET /audit/verify | admin, steward |
+"""
+
+from governance.routers import (
+    audit,
+    collaborations,
+    datasets,
+    health,
+    organisations,
+    requests,
+    stations,
+    tasks,
+    users,
+)
+
+ROUTERS = (
+    health.router,
+    organisations.router,
+    users.router,
+    stations.router,
+    collaborations.router,
+    datasets.router,
+    requests.router,
+    tasks.router,
+    audit.router,
+)
+
+__all__ = ["ROUTERS"]

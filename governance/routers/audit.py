@@ -1,0 +1,39 @@
+"""Reading and verifying the hub's audit log."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from fastapi import APIRouter
+
+from governance.api_models import AuditRecordOut, ChainReportOut
+from governance.dependencies import AuditReaderDep, HubDep, SessionDep
+
+router = APIRouter(prefix="/audit", tags=["audit"])
+
+
+@router.get("")
+def list_audit_records(
+    reader: AuditReaderDep,
+    session: SessionDep,
+    hub: HubDep,
+    request_id: int | None = None,
+) -> list[AuditRecordOut]:
+    """List audit records, oldest first, optionally for one request (admin, steward)."""
+    records = hub.database.audit_log.records(session.connection())
+    if request_id is not None:
+        records = [r for r in records if r["objects"].get("request") == request_id]
+    return [AuditRecordOut.model_validate(r) for r in records]
+
+
+@router.get("/verify")
+def verify_audit_chain(
+    reader: AuditReaderDep, session: SessionDep, hub: HubDep
+) -> ChainReportOut:
+    """Check every record's hash and link (admin, steward).
+
+    An edited, deleted or reordered record makes ``ok`` false and names the
+    first record affected. Removing the newest records is not detected.
+    """
+    report = hub.database.audit_log.verify(session.connection())
+    return ChainReportOut(**dataclasses.asdict(report))

@@ -1,0 +1,141 @@
+"""Submitting a query: parse it, check it against the rules, store it.
+
+The query is parsed against the schemas of the datasets registered in the
+collaboration. The stations holding the queried dataset at this moment
+become the request's parties, and their organisations are the ones whose
+stewards decide on it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from governance.api_models import RequestCreate
+from governance.audit_trail import audited_error, record
+from governance.context import Hub
+from governance.errors import ApiError
+from governance.lifecycle import change_state
+from governance.lookups import find_collaboration, require_member
+from governance.models import (
+    DatasetRegistration,
+    QueryRequest,
+    RequestParty,
+    Station,
+    User,
+    utc_now,
+)
+from governance.principals import Principal
+from governance.states import RequestState
+from governance.task_issue import issue_task
+from linksight.query import QueryError, parse_query
+from linksight.rules import CollaborationRules, check_query
+from linksight.schema import DatasetSchema
+
+EVENT = "request.submitted"
+
+
+def submit_request(
+    session: Session, hub: Hub, scientist: Principal, body: RequestCreate
+) -> QueryRequest:
+    """Store a new request and move it to its first state after the rule check.
+
+    Raises
+    ------
+    ApiError
+        404 if the collaboration does not exist, 403 ``not_member`` if the
+        scientist's organisation is not a member, 422 ``invalid_query`` with
+        the ``position`` of the offending text if the query does not parse
+        or does not fit the dataset's schema.
+    """
+    collaboration = find_collaboration(session, body.collaboration)
+    require_member(session, hub, scientist, collaboration, EVENT)
+    actor = scientist.as_actor("scientist")
+
+    registrations = session.scalars(
+        select(DatasetRegistration)
+        .join(DatasetRegistration.station)
+        .where(DatasetRegistration.collaboration_id == collaboration.id)
+        .order_by(DatasetRegistration.name, Station.name)
+    ).all()
+    schemas: dict[str, DatasetSchema] = {}
+    holders: dict[str, list[Station]] = {}
+    for registration in registrations:
+        if registration.name not in schemas:
+            schemas[registration.name] = DatasetSchema.model_validate(
+                registration.schema
+            )
+        holders.setdefault(registration.name, []).append(registration.station)
+
+    try:
+        spec = parse_query(body.query, schemas)
+    except QueryError as exc:
+        error = ApiError(
+            422,
+            "invalid_query",
+            exc.message,
+            position=exc.position,
+            query=exc.query,
+        )
+        raise audited_error(
+            session,
+            hub,
+            error,
+            EVENT,
+            actor,
+            collaboration=collaboration.name,
+            details={"query": body.query, "purpose": body.purpose},
+        ) from exc
+
+    now = utc_now()
+    stations = holders[spec.dataset]
+    request = QueryRequest(
+        collaboration=collaboration,
+        dataset=spec.dataset,
+        query=body.query,
+        query_spec=spec.model_dump(mode="json"),
+        purpose=body.purpose,
+        submitter=session.get_one(User, scientist.id),
+        state=RequestState.SUBMITTED,
+        created_at=now,
+        updated_at=now,
+        expires_at=now + timedelta(seconds=hub.settings.approval_deadline_seconds),
+        parties=[RequestParty(station=station) for station in stations],
+    )
+    session.add(request)
+    record(
+        session,
+        hub,
+        EVENT,
+        actor,
+        "accepted",
+        request=request,
+        details={"query": body.query, "stations": [s.name for s in stations]},
+    )
+
+    rules = CollaborationRules.model_validate(collaboration.rules)
+    violation = check_query(spec, schemas[spec.dataset], rules, len(stations))
+    if violation is not None:
+        change_state(
+            session,
+            hub,
+            request,
+            RequestState.REJECTED,
+            actor,
+            rejection=violation.as_dict(),
+        )
+    elif rules.requires_approval:
+        change_state(session, hub, request, RequestState.AWAITING_APPROVAL, actor)
+    else:
+        change_state(
+            session,
+            hub,
+            request,
+            RequestState.APPROVED,
+            actor,
+            details={"reason": "the collaboration's rules require no approval"},
+        )
+        issue_task(session, hub, request, actor)
+    return request

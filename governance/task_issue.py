@@ -1,0 +1,95 @@
+"""Building and signing the task of an approved request.
+
+The task names every party of the secure computation in a fixed order (by
+station name), so that every station assigns the same MPC party ids. The
+hub signs the task's canonical JSON with its Ed25519 key, and stations
+verify that signature with the hub's public key from their own
+configuration before acting on it.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from governance.audit_trail import record
+from governance.context import Hub
+from governance.lifecycle import change_state
+from governance.models import QueryRequest, utc_now
+from governance.principals import Actor
+from governance.states import RequestState
+from linksight.query import QuerySpec, format_query
+from linksight.rules import CollaborationRules
+from linksight.signing import sign
+from linksight.tasks import DisclosureSettings, Party, SignedTask, TaskSpec
+
+
+def issue_task(session: Session, hub: Hub, request: QueryRequest, actor: Actor) -> None:
+    """Sign the task of the approved `request` and store it.
+
+    If a party has not registered its MPC endpoint yet, or the task is
+    otherwise invalid, the request fails with an error that names the cause.
+    """
+    parties = sorted(request.parties, key=lambda party: party.station.name)
+    unregistered = [
+        party.station.name
+        for party in parties
+        if party.station.mpc_host is None or party.station.mpc_port is None
+    ]
+    if unregistered:
+        error = (
+            f"cannot issue the task: station(s) {', '.join(unregistered)} have "
+            "not registered an MPC endpoint; each station registers it when its "
+            "daemon starts (PUT /stations/me), then submit the query again"
+        )
+        change_state(session, hub, request, RequestState.FAILED, actor, error=error)
+        return
+
+    rules = CollaborationRules.model_validate(request.collaboration.rules)
+    spec = QuerySpec.model_validate(request.query_spec)
+    try:
+        task = TaskSpec(
+            task_id=uuid.uuid4().hex,
+            request_id=str(request.id),
+            collaboration=request.collaboration.name,
+            query=spec,
+            query_text=format_query(spec),
+            parties=[
+                Party(
+                    station=party.station.name,
+                    organisation=party.station.organisation.name,
+                    host=party.station.mpc_host,
+                    port=party.station.mpc_port,
+                )
+                for party in parties
+            ],
+            requester=request.submitter.name,
+            requester_organisation=request.submitter.organisation.name,
+            purpose=request.purpose,
+            disclosure=DisclosureSettings(min_count=rules.min_count),
+            mpc_timeout_seconds=hub.settings.task_timeout_seconds,
+            issued_at=utc_now().isoformat(),
+        )
+    except ValidationError as exc:
+        error = f"cannot issue the task: {exc}"
+        change_state(session, hub, request, RequestState.FAILED, actor, error=error)
+        return
+
+    payload = task.model_dump(mode="json")
+    signed = SignedTask(task=task, signature=sign(hub.private_key, payload))
+    request.task_id = task.task_id
+    request.signed_task = signed.model_dump(mode="json")
+    record(
+        session,
+        hub,
+        "task.issued",
+        actor,
+        "signed",
+        request=request,
+        details={
+            "task_id": task.task_id,
+            "parties": [party.station for party in task.parties],
+        },
+    )
