@@ -1,0 +1,163 @@
+"""The hub's command line: ``linksight hub serve | init | public-key``.
+
+Every option can also be set through the environment variable named in its
+help; an option given on the command line wins.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+from pydantic import ValidationError
+
+from governance.bootstrap import AlreadyInitialisedError, initialise_hub
+from governance.config import HubSettings
+from governance.db import Database, describe_url
+from linksight.signing import (
+    SignatureError,
+    load_or_create_private_key,
+    public_key_text,
+)
+
+logger = logging.getLogger("linksight.hub")
+
+app = typer.Typer(
+    help="Run and set up the Linksight governance hub.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+StateDir = Annotated[
+    Path,
+    typer.Option(
+        "--state-dir",
+        envvar="LINKSIGHT_HUB_STATE_DIR",
+        help="Directory that contains the hub's database hub.db and its signing "
+        "key hub_ed25519.pem.",
+    ),
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="SQLAlchemy URL of the hub database (default: sqlite:///STATE_DIR/"
+        "hub.db; env var: LINKSIGHT_HUB_DATABASE_URL).",
+    ),
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=1)
+
+
+def _settings(**values: Any) -> HubSettings:
+    try:
+        return HubSettings.from_env(**values)
+    except ValidationError as exc:
+        raise _fail(f"invalid hub settings:\n{exc}") from exc
+
+
+@app.command()
+def serve(
+    state_dir: StateDir,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Address to listen on (default: 127.0.0.1; env var: "
+            "LINKSIGHT_HUB_HOST)."
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            help="TCP port to listen on (default: 8700; env var: LINKSIGHT_HUB_PORT)."
+        ),
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Run the hub's REST service until interrupted."""
+    settings = _settings(
+        state_dir=state_dir, host=host, port=port, database_url=database_url
+    )
+    database = Database(settings.database_url)
+    try:
+        initialised = database.is_initialised()
+    finally:
+        database.close()
+    if not initialised:
+        raise _fail(
+            f"the hub database {describe_url(settings.database_url)} has no users; "
+            f"run `linksight hub init --state-dir {settings.state_dir} --admin NAME` "
+            "first"
+        )
+
+    # Imported here so that `init` and `public-key` do not load FastAPI.
+    from governance.app import create_app
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    application = create_app(settings)
+    logger.info(
+        "hub listening on http://%s:%s with database %s",
+        settings.host,
+        settings.port,
+        describe_url(settings.database_url),
+    )
+    uvicorn.run(application, host=settings.host, port=settings.port, access_log=False)
+
+
+@app.command()
+def init(
+    state_dir: StateDir,
+    admin: Annotated[str, typer.Option(help="Name of the first admin user.")],
+    organisation: Annotated[
+        str, typer.Option(help="Organisation of the admin, created with it.")
+    ] = "hub",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create the hub's database, signing key and first admin.
+
+    The admin's token is printed once, alone on the last line of the
+    output, so that scripts can capture it with `tail -n 1`.
+    """
+    settings = _settings(state_dir=state_dir, database_url=database_url)
+    try:
+        token = initialise_hub(settings, admin, organisation)
+    except AlreadyInitialisedError as exc:
+        raise _fail(str(exc)) from exc
+    except ValidationError as exc:
+        raise _fail(f"invalid admin or organisation name:\n{exc}") from exc
+    typer.echo(
+        f"Initialised the hub in {settings.state_dir} "
+        f"(database {describe_url(settings.database_url)})."
+    )
+    typer.echo(
+        f"Created admin {admin!r} of organisation {organisation!r}. "
+        "Its token follows; it is not stored and cannot be shown again:"
+    )
+    typer.echo(token)
+
+
+@app.command("public-key")
+def public_key(state_dir: StateDir) -> None:
+    """Print the hub's public key, for the configuration of each station."""
+    settings = _settings(state_dir=state_dir)
+    if not settings.key_path.exists():
+        raise _fail(
+            f"no hub signing key at {settings.key_path}; run "
+            f"`linksight hub init --state-dir {settings.state_dir} --admin NAME` "
+            "first"
+        )
+    try:
+        key = load_or_create_private_key(settings.key_path)
+    except (SignatureError, ValueError) as exc:
+        raise _fail(
+            f"cannot read the hub signing key {settings.key_path}: {exc}"
+        ) from exc
+    typer.echo(public_key_text(key))
