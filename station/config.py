@@ -1,0 +1,139 @@
+"""Station configuration: one TOML file plus environment variables.
+
+Example::
+
+    [station]
+    name = "station-a"
+    organisation = "Hospital A"
+    state_dir = "state"                 # relative to this file
+    hub_url = "http://127.0.0.1:8700"
+    hub_public_key = "base64..."        # from `linksight hub public-key`
+    token_file = "station.token"        # or set LINKSIGHT_STATION_TOKEN
+
+    [mpc]
+    host = "127.0.0.1"
+    port = 8811
+
+    [policy]
+    min_count = 10
+
+    [[datasets]]
+    name = "lung"
+    schema = "lung.schema.toml"
+    collaborations = ["lung-study"]
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+
+from linksight.rules import ANALYSES
+from linksight.schema import DatasetSchema, load_schema
+
+TOKEN_VARIABLE = "LINKSIGHT_STATION_TOKEN"
+
+
+class ConfigError(ValueError):
+    """A station configuration that cannot be used as written."""
+
+
+class StationSection(BaseModel):
+    """Identity and hub connection."""
+
+    name: str
+    organisation: str
+    state_dir: Path
+    hub_url: str
+    hub_public_key: str
+    token_file: Path | None = None
+    poll_seconds: float = Field(default=1.0, gt=0)
+    max_poll_seconds: float = Field(default=30.0, gt=0)
+
+
+class MpcSection(BaseModel):
+    """Where this station's MPC party listens, and the address peers dial."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8811, gt=0, lt=65536)
+    advertised_host: str | None = None
+
+
+class LocalPolicy(BaseModel):
+    """This station's own rules; a task must satisfy them as well."""
+
+    min_count: int = Field(default=10, ge=1)
+    allowed_analyses: list[str] = Field(default_factory=lambda: list(ANALYSES))
+    max_mpc_seconds: float = Field(default=300.0, gt=0)
+
+
+class DatasetEntry(BaseModel):
+    """A dataset this station offers, its schema file and collaborations."""
+
+    name: str
+    schema_file: Path = Field(alias="schema")
+    collaborations: list[str] = []
+
+
+class StationConfig(BaseModel):
+    """The whole station configuration."""
+
+    station: StationSection
+    mpc: MpcSection = MpcSection()
+    policy: LocalPolicy = LocalPolicy()
+    datasets: list[DatasetEntry] = []
+
+    def token(self) -> str:
+        """Return the station's hub token from the environment or token_file."""
+        token = os.environ.get(TOKEN_VARIABLE, "").strip()
+        if token:
+            return token
+        if self.station.token_file is None:
+            raise ConfigError(
+                f"no hub token: set {TOKEN_VARIABLE} or token_file in [station]"
+            )
+        try:
+            return self.station.token_file.read_text().strip()
+        except OSError as error:
+            raise ConfigError(
+                f"cannot read token_file {self.station.token_file}: {error.strerror}"
+            ) from error
+
+    def schema(self, dataset: str) -> DatasetSchema:
+        """Load the declared schema of `dataset`."""
+        for entry in self.datasets:
+            if entry.name == dataset:
+                return load_schema(entry.schema_file)
+        raise ConfigError(
+            f"dataset {dataset!r} is not declared in the station config; add a "
+            "[[datasets]] table with its name and schema file"
+        )
+
+
+def load_config(path: str | Path) -> StationConfig:
+    """Read a station config; relative paths are relative to the file."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError as error:
+        raise ConfigError(f"station config {path} not found") from error
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(
+            f"station config {path} is not valid TOML: {error}"
+        ) from error
+    try:
+        config = StationConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(f"station config {path} is invalid:\n{error}") from error
+    base = path.resolve().parent
+    section = config.station
+    section.state_dir = base / section.state_dir
+    if section.token_file is not None:
+        section.token_file = base / section.token_file
+    for entry in config.datasets:
+        entry.schema_file = base / entry.schema_file
+    return config

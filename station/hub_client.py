@@ -1,0 +1,92 @@
+"""The station's outbound connection to the hub; stations never listen for it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+
+logger = logging.getLogger("linksight.station")
+
+
+class HubError(RuntimeError):
+    """A hub call that failed; `retry` says whether trying again may help."""
+
+    def __init__(self, message: str, status: int | None = None, retry: bool = True):
+        super().__init__(message)
+        self.status = status
+        self.retry = retry
+
+
+class StationHubClient:
+    """Calls the hub on behalf of one station, with the station's token."""
+
+    def __init__(self, hub_url: str, token: str, timeout: float = 10.0):
+        self._client = httpx.Client(
+            base_url=hub_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except httpx.HTTPError as error:
+            raise HubError(f"hub unreachable at {path}: {error}") from error
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail")
+            except ValueError:
+                detail = response.text
+            message = detail.get("message") if isinstance(detail, dict) else detail
+            raise HubError(
+                f"hub returned {response.status_code} for {method} {path}: {message}",
+                status=response.status_code,
+                retry=response.status_code >= 500,
+            )
+        return response.json()
+
+    def heartbeat(self, mpc_host: str, mpc_port: int, version: str) -> None:
+        """Register this station's MPC endpoint and mark it online."""
+        self._call(
+            "PUT",
+            "/stations/me",
+            json={"mpc_host": mpc_host, "mpc_port": mpc_port, "version": version},
+        )
+
+    def register_dataset(
+        self, collaboration: str, dataset: str, schema: dict[str, Any]
+    ) -> None:
+        """Publish a dataset's schema (never its values) in a collaboration."""
+        self._call(
+            "PUT",
+            f"/collaborations/{collaboration}/datasets/{dataset}",
+            json={"schema": schema},
+        )
+
+    def tasks(self) -> list[dict[str, Any]]:
+        """Return the signed tasks this station has still to run."""
+        return self._call("GET", "/stations/me/tasks")
+
+    def task_state(self, task_id: str) -> dict[str, Any]:
+        """Return the hub's state of a task's request."""
+        return self._call("GET", f"/tasks/{task_id}")
+
+    def post_event(
+        self,
+        task_id: str,
+        event: str,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Report started, completed, failed or refused for a task."""
+        self._call(
+            "POST",
+            f"/tasks/{task_id}/events",
+            json={"event": event, "result": result, "error": error},
+        )

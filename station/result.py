@@ -1,0 +1,104 @@
+"""Turn the opened MPC output into the result document every station reports.
+
+Every party opens the same bits and values, so every station builds the same
+document; the hub accepts a result only when all parties report it alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from linksight.signing import canonical_json
+from linksight.tasks import TaskSpec
+from station.aggregates import Layout
+
+RULE_DESCRIPTIONS = {
+    "min_count": "fewer than {min_count} persons",
+    "min_count_without_requester": (
+        "fewer than {min_count} persons outside the requester's own organisation"
+    ),
+    "variance_needs_two": "fewer than 2 values, so no variance",
+}
+
+
+def build_result(
+    task: TaskSpec, layout: Layout, output: dict[str, Any]
+) -> dict[str, Any]:
+    """Return the result document: rows when released, checks always."""
+    min_count = task.disclosure.min_count
+    checks = []
+    for check in output["checks"]:
+        spec = layout.outputs[check["output"]]
+        checks.append(
+            {
+                "rule": check["rule"],
+                "statistic": spec.label,
+                "cell": layout.cell_labels(spec.cell),
+                "passed": check["passed"],
+            }
+        )
+    failed = [c for c in checks if not c["passed"]]
+    result: dict[str, Any] = {
+        "query": task.query_text,
+        "kind": task.query.kind,
+        "group_by": layout.group_by,
+        "min_count": min_count,
+        "checks": checks,
+        "stations": [p.station for p in task.parties],
+    }
+    if failed:
+        result["status"] = "blocked"
+        result["columns"] = []
+        result["rows"] = []
+        result["blocked"] = _blocked_summary(failed, min_count, layout)
+    else:
+        result["status"] = "released"
+        result["blocked"] = None
+        result["columns"], result["rows"] = _rows(task, layout, output["values"])
+    result["sha256"] = hashlib.sha256(canonical_json(result)).hexdigest()
+    return result
+
+
+def _rows(
+    task: TaskSpec, layout: Layout, values: list[dict[str, Any]]
+) -> tuple[list[str], list[dict[str, Any]]]:
+    columns = list(layout.group_by)
+    for aggregate in task.query.aggregates:
+        columns.append(aggregate.label)
+        if aggregate.column is not None:
+            columns.append(f"{aggregate.label}.n")
+    rows: list[dict[str, Any]] = [
+        layout.cell_labels(c) for c in range(len(layout.cells))
+    ]
+    for spec, value in zip(layout.outputs, values, strict=True):
+        row = rows[spec.cell]
+        if spec.func == "count":
+            row[spec.label] = value["n"]
+        else:
+            row[spec.label] = value["value"]
+            row[f"{spec.label}.n"] = value["n"]
+    return columns, rows
+
+
+def _blocked_summary(
+    failed: list[dict[str, Any]], min_count: int, layout: Layout
+) -> dict[str, Any]:
+    rule = failed[0]["rule"]
+    described = []
+    for check in failed:
+        cell = ", ".join(f"{k}={v}" for k, v in check["cell"].items()) or "all rows"
+        described.append(f"{check['statistic']} for {cell}")
+    reason = RULE_DESCRIPTIONS.get(rule, rule).format(min_count=min_count)
+    if layout.group_by:
+        fix = (
+            "filter out the small groups, merge levels, or group on fewer or "
+            "coarser columns"
+        )
+    else:
+        fix = "widen the filter so that more persons are included"
+    message = (
+        f"blocked by disclosure control, rule {rule}: {len(failed)} figure(s) "
+        f"rest on {reason}: {'; '.join(described)}. To release the output, {fix}."
+    )
+    return {"rule": rule, "message": message, "failed": len(failed)}

@@ -1,0 +1,325 @@
+"""Execute one signed task at this station.
+
+Steps: verify the hub's signature, check the task against this station's
+local policy and the collaboration rules, compute the local aggregates, run
+this station's MPC party as a separate process under a deadline, and report
+the checked result to the hub. Every step is written to the station's own
+audit chain. A refusal or failure here is reported to the hub, which fails
+the request for every station.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from linksight import signing
+from linksight.rules import CollaborationRules, check_query
+from linksight.tasks import TaskSpec
+from station.aggregates import (
+    Layout,
+    build_layout,
+    compute_local_vector,
+    fixed_point_size,
+)
+from station.config import StationConfig
+from station.hub_client import HubError, StationHubClient
+from station.ledger import TERMINAL_STATES, StationLedger
+from station.result import build_result
+from station.store import DatasetStore
+
+logger = logging.getLogger("linksight.station")
+
+# Seconds between checks of the hub's view of a running task.
+HUB_CHECK_SECONDS = 1.0
+# Seconds a party process gets beyond its own deadline before it is killed.
+KILL_GRACE_SECONDS = 10.0
+
+
+class TaskRefused(Exception):
+    """This station will not run the task; the message says why."""
+
+
+class TaskFailed(Exception):
+    """The task could not be completed at this station."""
+
+
+class TaskRunner:
+    """Runs the tasks one station receives, one at a time."""
+
+    def __init__(
+        self,
+        config: StationConfig,
+        store: DatasetStore,
+        ledger: StationLedger,
+        hub: StationHubClient,
+    ):
+        self.config = config
+        self.store = store
+        self.ledger = ledger
+        self.hub = hub
+        self.hub_key = signing.parse_public_key(config.station.hub_public_key)
+
+    def _audit(self, event: str, outcome: str, task: dict[str, Any], **details: Any):
+        self.ledger.audit.append(
+            event,
+            organisation=self.config.station.organisation,
+            user=task.get("requester", ""),
+            role="station",
+            outcome=outcome,
+            purpose=task.get("purpose", ""),
+            objects={
+                "collaboration": task.get("collaboration"),
+                "request": task.get("request_id"),
+                "task": task.get("task_id"),
+                "dataset": (task.get("query") or {}).get("dataset"),
+            },
+            details=details,
+        )
+
+    def handle(self, signed: dict[str, Any]) -> None:
+        """Run one task from the hub's task list, unless already handled."""
+        raw_task = signed.get("task") if isinstance(signed, dict) else None
+        if not isinstance(raw_task, dict) or "task_id" not in raw_task:
+            logger.error("ignoring a malformed task from the hub: no task_id")
+            return
+        task_id = str(raw_task["task_id"])
+        request_id = str(raw_task.get("request_id", ""))
+        if self.ledger.task_state(task_id) in TERMINAL_STATES:
+            logger.debug("task %s already handled; skipping", task_id)
+            return
+
+        try:
+            task = self._verify(signed)
+            layout, vector, own_vector, fraction_bits = self._prepare(task)
+        except TaskRefused as refusal:
+            logger.warning("task %s refused: %s", task_id, refusal)
+            self._audit("task_refused", "refused", raw_task, reason=str(refusal))
+            self.ledger.set_task_state(task_id, request_id, "refused", str(refusal))
+            self._report(task_id, "refused", error=str(refusal))
+            return
+
+        self._audit("task_accepted", "success", raw_task)
+        self.ledger.set_task_state(task_id, request_id, "running")
+        self._report(task_id, "started")
+        started = time.monotonic()
+        try:
+            output = self._run_party(task, layout, vector, own_vector, fraction_bits)
+        except TaskFailed as failure:
+            logger.error("task %s failed: %s", task_id, failure)
+            self._audit("task_failed", "failure", raw_task, error=str(failure))
+            self.ledger.set_task_state(task_id, request_id, "failed", str(failure))
+            self._report(task_id, "failed", error=str(failure))
+            return
+
+        result = build_result(task, layout, output)
+        seconds = time.monotonic() - started
+        logger.info(
+            "task %s completed: request %s, status %s, %.2f s (MPC %.2f s)",
+            task_id,
+            request_id,
+            result["status"],
+            seconds,
+            output.get("mpc_seconds", 0.0),
+        )
+        self._audit(
+            "task_completed",
+            result["status"],
+            raw_task,
+            result_sha256=result["sha256"],
+            checks=[
+                {"rule": c["rule"], "passed": c["passed"]} for c in result["checks"]
+            ],
+            seconds=round(seconds, 3),
+        )
+        self.ledger.set_task_state(task_id, request_id, "completed")
+        self._report(task_id, "completed", result=result)
+
+    def _report(
+        self,
+        task_id: str,
+        event: str,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        try:
+            self.hub.post_event(task_id, event, result=result, error=error)
+        except HubError as failure:
+            # The hub lists the task again on the next poll if it missed this.
+            logger.error("task %s: reporting %s failed: %s", task_id, event, failure)
+
+    def _verify(self, signed: dict[str, Any]) -> TaskSpec:
+        try:
+            signing.verify(self.hub_key, signed["task"], str(signed.get("signature")))
+        except signing.SignatureError as error:
+            raise TaskRefused(
+                "the hub's signature on the task does not verify with the hub "
+                "public key in this station's config"
+            ) from error
+        try:
+            return TaskSpec.model_validate(signed["task"])
+        except ValidationError as error:
+            raise TaskRefused(f"the task is malformed: {error}") from error
+
+    def _prepare(self, task: TaskSpec) -> tuple[Layout, list[float], list[float], int]:
+        names = [party.station for party in task.parties]
+        if self.config.station.name not in names:
+            raise TaskRefused(
+                f"station {self.config.station.name!r} is not a party of this task"
+            )
+        policy = self.config.policy
+        if task.disclosure.min_count < policy.min_count:
+            raise TaskRefused(
+                f"the task's minimum count {task.disclosure.min_count} is below "
+                f"this station's local minimum {policy.min_count}"
+            )
+        if task.query.kind not in policy.allowed_analyses:
+            raise TaskRefused(
+                f"analysis {task.query.kind!r} is not allowed by this station's "
+                f"local policy; allowed: {', '.join(policy.allowed_analyses)}"
+            )
+        if task.mpc_timeout_seconds > policy.max_mpc_seconds:
+            raise TaskRefused(
+                f"the task's MPC deadline {task.mpc_timeout_seconds:.0f} s exceeds "
+                f"this station's maximum {policy.max_mpc_seconds:.0f} s"
+            )
+        entry = next(
+            (d for d in self.config.datasets if d.name == task.query.dataset), None
+        )
+        if entry is None or task.collaboration not in entry.collaborations:
+            raise TaskRefused(
+                f"dataset {task.query.dataset!r} is not offered to collaboration "
+                f"{task.collaboration!r} by this station"
+            )
+        current = self.store.current(task.query.dataset)
+        if current is None:
+            raise TaskRefused(
+                f"dataset {task.query.dataset!r} has not been imported at this "
+                "station; run `linksight station import`"
+            )
+        rules = CollaborationRules(
+            min_count=task.disclosure.min_count,
+            allowed_analyses=policy.allowed_analyses,
+        )
+        violation = check_query(task.query, current.schema, rules, len(task.parties))
+        if violation is not None:
+            raise TaskRefused(f"rule {violation.rule}: {violation.message}")
+
+        layout = build_layout(task.query, current.schema)
+        try:
+            vector = compute_local_vector(task.query, layout, current.path)
+        except Exception as error:  # a query the local engine cannot run
+            raise TaskRefused(f"local computation failed: {error}") from error
+        mine = self.config.station.organisation == task.requester_organisation
+        own_vector = vector if mine else [0.0] * len(vector)
+        fraction_bits = fixed_point_size(task.query, current.schema, len(task.parties))
+        return layout, vector, own_vector, fraction_bits
+
+    def _run_party(
+        self,
+        task: TaskSpec,
+        layout: Layout,
+        vector: list[float],
+        own_vector: list[float],
+        fraction_bits: int,
+    ) -> dict[str, Any]:
+        index = [p.station for p in task.parties].index(self.config.station.name)
+        organisations = {p.organisation for p in task.parties}
+        party_config = {
+            "parties": [p.model_dump() for p in task.parties],
+            "index": index,
+            "bind_host": self.config.mpc.host,
+            "timeout_seconds": task.mpc_timeout_seconds,
+            "vector": vector,
+            "own_vector": own_vector,
+            "outputs": [
+                {
+                    "label": o.label,
+                    "func": o.func,
+                    "cell": o.cell,
+                    "n_slot": o.n_slot,
+                    "sum_slot": o.sum_slot,
+                    "square_slot": o.square_slot,
+                }
+                for o in layout.outputs
+            ],
+            "min_count": task.disclosure.min_count,
+            "requester_contributes": task.requester_organisation in organisations,
+            "fraction_bits": fraction_bits,
+        }
+        work_dir = self.config.station.state_dir / "mpc"
+        work_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=work_dir, prefix=task.task_id[:8]) as tmp:
+            input_path = Path(tmp) / "input.json"
+            output_path = Path(tmp) / "output.json"
+            log_path = work_dir / f"{task.task_id}.log"
+            # The input holds this station's aggregates: readable by it alone.
+            input_path.touch(mode=0o600)
+            input_path.write_text(json.dumps(party_config))
+            logger.info(
+                "task %s: starting MPC party %d of %d (port %d, %d slots, f=%d)",
+                task.task_id,
+                index,
+                len(task.parties),
+                task.parties[index].port,
+                len(vector),
+                fraction_bits,
+            )
+            with log_path.open("w") as log:
+                process = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "station.mpc_party",
+                        str(input_path),
+                        str(output_path),
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+                self._supervise(task, process)
+            if not output_path.exists():
+                raise TaskFailed(
+                    f"the MPC party exited with status {process.returncode} and no "
+                    f"output; see {log_path}"
+                )
+            output = json.loads(output_path.read_text())
+        if not output.get("ok"):
+            raise TaskFailed(str(output.get("error")))
+        return output
+
+    def _supervise(self, task: TaskSpec, process: subprocess.Popen[bytes]) -> None:
+        hard_deadline = time.monotonic() + task.mpc_timeout_seconds + KILL_GRACE_SECONDS
+        next_check = time.monotonic() + HUB_CHECK_SECONDS
+        while process.poll() is None:
+            now = time.monotonic()
+            if now > hard_deadline:
+                process.kill()
+                process.wait()
+                raise TaskFailed(
+                    f"the MPC party did not stop within its deadline of "
+                    f"{task.mpc_timeout_seconds:.0f} s and was killed"
+                )
+            if now >= next_check:
+                next_check = now + HUB_CHECK_SECONDS
+                try:
+                    state = self.hub.task_state(task.task_id)
+                except HubError as error:
+                    logger.warning("task %s: hub check failed: %s", task.task_id, error)
+                    state = {}
+                if state.get("state") in ("failed", "revoked", "expired"):
+                    process.kill()
+                    process.wait()
+                    raise TaskFailed(
+                        f"aborted because the request is {state['state']} at the "
+                        f"hub: {state.get('error') or 'no reason given'}"
+                    )
+            time.sleep(0.1)
