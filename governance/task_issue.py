@@ -32,12 +32,21 @@ def issue_task(session: Session, hub: Hub, request: QueryRequest, actor: Actor) 
     If a party has not registered its MPC endpoint yet, or the task is
     otherwise invalid, the request fails with an error that names the cause.
     """
-    parties = sorted(request.parties, key=lambda party: party.station.name)
-    unregistered = [
-        party.station.name
-        for party in parties
-        if party.station.mpc_host is None or party.station.mpc_port is None
-    ]
+    endpoints: list[Party] = []
+    unregistered: list[str] = []
+    for party in sorted(request.parties, key=lambda party: party.station.name):
+        station = party.station
+        if station.mpc_host is None or station.mpc_port is None:
+            unregistered.append(station.name)
+            continue
+        endpoints.append(
+            Party(
+                station=station.name,
+                organisation=station.organisation.name,
+                host=station.mpc_host,
+                port=station.mpc_port,
+            )
+        )
     if unregistered:
         error = (
             f"cannot issue the task: station(s) {', '.join(unregistered)} have "
@@ -56,15 +65,7 @@ def issue_task(session: Session, hub: Hub, request: QueryRequest, actor: Actor) 
             collaboration=request.collaboration.name,
             query=spec,
             query_text=format_query(spec),
-            parties=[
-                Party(
-                    station=party.station.name,
-                    organisation=party.station.organisation.name,
-                    host=party.station.mpc_host,
-                    port=party.station.mpc_port,
-                )
-                for party in parties
-            ],
+            parties=endpoints,
             requester=request.submitter.name,
             requester_organisation=request.submitter.organisation.name,
             purpose=request.purpose,

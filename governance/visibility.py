@@ -7,6 +7,8 @@ with several roles can read the union.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import ColumnElement, Select, false, or_, select
 from sqlalchemy.orm import Session
 
@@ -36,7 +38,7 @@ def can_see(user: Principal, request: QueryRequest) -> bool:
     return user.has_role("steward") and touches(request, user.organisation_id)
 
 
-def visible_requests(user: Principal) -> Select[tuple[QueryRequest]]:
+def visible_requests(user: Principal) -> Select[Any]:
     """Return a query for the requests `user` may see, oldest first."""
     query = select(QueryRequest).order_by(QueryRequest.id)
     if user.has_role("admin"):
