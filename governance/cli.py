@@ -104,7 +104,7 @@ def serve(
     )
     application = create_app(settings)
     logger.info(
-        "hub listening on http://%s:%s with database %s",
+        "starting the hub on http://%s:%s with database %s",
         settings.host,
         settings.port,
         describe_url(settings.database_url),

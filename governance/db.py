@@ -31,6 +31,10 @@ def create_hub_engine(database_url: str) -> Engine:
     """
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
+        # NOTE: only SQLite transactions are serialised here. On PostgreSQL,
+        # two hub workers appending audit records at once can claim the same
+        # sequence number, and the second fails with an IntegrityError (500).
+        # Locking the audit table at the start of each write would fix it.
         return create_engine(url, pool_pre_ping=True)
 
     if url.database and url.database != ":memory:":
