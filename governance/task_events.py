@@ -21,6 +21,7 @@ nothing; the report is still written to the audit log.
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any
 
 from sqlalchemy import select
@@ -42,6 +43,8 @@ from governance.states import (
 from linksight.signing import canonical_json
 
 EVENT = "task.event"
+
+logger = logging.getLogger("linksight.hub")
 
 
 def result_digest(result: dict[str, Any]) -> str:
@@ -148,6 +151,13 @@ def apply_event(
     else:
         reason = ""
     if reason:
+        logger.info(
+            "task %s: ignored %s from station %s because the %s",
+            task_id,
+            body.event,
+            station.name,
+            reason,
+        )
         record(
             session,
             hub,

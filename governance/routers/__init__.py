@@ -1,6 +1,8 @@
 """The hub's REST endpoints, one router per resource.
 
-Who may call what (every endpoint but ``GET /health`` needs a bearer token):
+Who may call what (every endpoint but ``GET /health`` needs a bearer token).
+A touched steward is a steward of an organisation whose station has the
+request's dataset in that collaboration.
 
 | endpoint | caller |
 | --- | --- |

@@ -166,6 +166,20 @@ def test_second_decision_already_decided(network: Network) -> None:
     assert "steward-a" in response.json()["detail"]["message"]
 
 
+def test_approve_records_reason(network: Network) -> None:
+    request_id = network.submit()["id"]
+
+    request = network.ok(
+        "POST",
+        f"/requests/{request_id}/approve",
+        network.stewards["Hospital C"],
+        json={"reason": "within the study protocol"},
+    )
+    assert request["state"] == "awaiting_approval"
+    assert request["approvals"][0]["organisation"] == "Hospital C"
+    assert request["approvals"][0]["reason"] == "within the study protocol"
+
+
 def test_reject_needs_reason(network: Network) -> None:
     request_id = network.submit()["id"]
 
