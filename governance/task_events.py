@@ -13,9 +13,9 @@ lists the disclosure checks as objects with ``rule`` and ``passed``. The
 audit log records each check's pass or fail and the SHA-256 of the
 result's canonical JSON, never the result itself.
 
-A station that has already reported ``completed``, ``failed`` or ``refused``,
-or that reports on a request that is no longer approved or running, changes
-nothing; the report is still written to the audit log.
+A report changes nothing if its station already reported ``completed``,
+``failed`` or ``refused``, or if the request is no longer approved or
+running. Such a report is still written to the audit log.
 """
 
 from __future__ import annotations
