@@ -108,6 +108,7 @@ class LocalNetwork:
     stations: list[StationInfo] = field(default_factory=list)
     hub_process: subprocess.Popen[bytes] | None = None
     log_files: list[Any] = field(default_factory=list)
+    environment: dict[str, str] = field(default_factory=dict)
 
     @property
     def hub_url(self) -> str:
@@ -119,7 +120,7 @@ class LocalNetwork:
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
         log = (self.root / "logs" / log_name).open("ab")
         self.log_files.append(log)
-        environment = dict(os.environ, PYTHONUNBUFFERED="1")
+        environment = dict(os.environ, PYTHONUNBUFFERED="1", **self.environment)
         return subprocess.Popen(
             [sys.executable, "-m", "linksight", *args],
             stdout=log,
@@ -148,6 +149,7 @@ class LocalNetwork:
             ],
             capture_output=True,
             text=True,
+            env=dict(os.environ, **self.environment),
         )
         if init.returncode != 0:
             raise NetworkError(f"hub init failed: {init.stderr.strip()}")
@@ -174,8 +176,18 @@ class LocalNetwork:
             time.sleep(0.2)
         raise NetworkError(f"the hub did not answer on {self.hub_url} in {timeout} s")
 
-    def call(self, method: str, path: str, token: str, **kwargs: Any) -> Any:
-        """Call the hub as the holder of `token`; raise NetworkError on failure."""
+    def call(
+        self,
+        method: str,
+        path: str,
+        token: str,
+        expected: tuple[int, ...] = (),
+        **kwargs: Any,
+    ) -> Any:
+        """Call the hub as the holder of `token` and return the JSON body.
+
+        Raise NetworkError for an error status, unless it is in `expected`.
+        """
         response = httpx.request(
             method,
             f"{self.hub_url}{path}",
@@ -183,7 +195,7 @@ class LocalNetwork:
             timeout=30,
             **kwargs,
         )
-        if response.status_code >= 400:
+        if response.status_code >= 400 and response.status_code not in expected:
             raise NetworkError(
                 f"{method} {path} returned {response.status_code}: {response.text}"
             )
@@ -306,6 +318,15 @@ class LocalNetwork:
                 return
             time.sleep(0.3)
         raise NetworkError(f"stations did not register their datasets in {timeout} s")
+
+    def stop_station(self, name: str) -> None:
+        """Stop one station daemon (SIGTERM), as when its server goes down."""
+        for station in self.stations:
+            if station.name == name and station.process is not None:
+                station.process.terminate()
+                station.process.wait(timeout=15)
+                return
+        raise NetworkError(f"no running station named {name!r}")
 
     def stop(self) -> None:
         """Stop every process: SIGTERM first, SIGKILL after 10 s."""

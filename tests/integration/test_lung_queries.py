@@ -95,22 +95,32 @@ def test_pooled_group_of_small_parts_is_released(lung_network):
     assert result["rows"][0]["count(*)"] == 16
 
 
+def _station_events(network, request_id) -> dict[str, list[str]]:
+    events = {}
+    for station in network.stations:
+        ledger = StationLedger(load_config(station.config_path).station.state_dir)
+        events[station.name] = [
+            r["event"]
+            for r in ledger.audit.records()
+            if r["objects"].get("request") == str(request_id)
+        ]
+    return events
+
+
 def test_unapproved_request_never_runs(lung_network):
-    request = lung_network.submit("SELECT mean(time) FROM lung GROUP BY status")
-    time.sleep(3)  # six station poll intervals
+    waiting = lung_network.submit("SELECT mean(time) FROM lung GROUP BY status")
+    approved, _ = _run(lung_network, "SELECT mean(time) FROM lung")
+    time.sleep(2)  # four more station poll intervals
     current = lung_network.call(
-        "GET", f"/requests/{request['id']}", lung_network.scientist_token
+        "GET", f"/requests/{waiting['id']}", lung_network.scientist_token
     )
     assert current["state"] == "awaiting_approval"
     assert current["task_id"] is None
-    for station in lung_network.stations:
-        ledger = StationLedger(load_config(station.config_path).station.state_dir)
-        touched = [
-            r
-            for r in ledger.audit.records()
-            if r["objects"].get("request") == request["id"]
-        ]
-        assert touched == []
+    for events in _station_events(lung_network, waiting["id"]).values():
+        assert events == []
+    # The approved request, submitted later, ran at every station.
+    for events in _station_events(lung_network, approved["id"]).values():
+        assert events == ["task_accepted", "task_completed"]
 
 
 def test_call_without_token_is_401(lung_network):
