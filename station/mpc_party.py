@@ -142,6 +142,13 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
         result = mpc.run(main())
     except (PartyLost, TimeoutError) as error:
         return {"ok": False, "error": str(error)}
+    except OSError as error:
+        me = parties[index]
+        return {
+            "ok": False,
+            "error": f"station {me['station']} could not use its MPC address "
+            f"{config['bind_host']}:{me['port']}: {error.strerror or error}",
+        }
     except RuntimeError as error:
         # MPyC stops the event loop when a callback fails, as a send to a
         # closed peer does; the loop then ends with this RuntimeError.
