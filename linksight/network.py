@@ -374,8 +374,13 @@ class LocalNetwork:
             )
         return request
 
-    def wait_for(self, request_id: str, timeout: float = 180.0) -> dict[str, Any]:
-        """Wait until a request reaches a final state and return it."""
+    def wait_for(
+        self, request_id: str, timeout: float = 180.0, token: str | None = None
+    ) -> dict[str, Any]:
+        """Wait until a request reaches a final state and return it.
+
+        The request is read with `token`, by default the scientist's.
+        """
         final = {
             "completed",
             "blocked_by_disclosure_control",
@@ -386,7 +391,9 @@ class LocalNetwork:
         }
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            request = self.call("GET", f"/requests/{request_id}", self.scientist_token)
+            request = self.call(
+                "GET", f"/requests/{request_id}", token or self.scientist_token
+            )
             if request["state"] in final:
                 return request
             time.sleep(0.2)

@@ -152,3 +152,36 @@ def test_station_audit_chain_detects_edit(lung_network, tmp_path):
     assert report.records >= 3
     assert not tampered.ok
     assert tampered.first_bad_seq == 2
+
+
+def test_requester_own_part_is_subtracted(lung_network):
+    # 20 patients under 50: 5 at A, 11 at B, 4 at C. A scientist of
+    # Hospital B could subtract B's 11 and learn that 9 come from elsewhere.
+    admin = lung_network.admin_token
+    insider = lung_network.call(
+        "POST",
+        "/users",
+        admin,
+        json={"name": "hanna", "organisation": "Hospital B", "roles": ["scientist"]},
+    )
+    query = "SELECT count(*) FROM lung WHERE age < 50"
+    request = lung_network.call(
+        "POST",
+        "/requests",
+        insider["token"],
+        json={
+            "collaboration": lung_network.collaboration,
+            "query": query,
+            "purpose": "integration test",
+        },
+    )
+    lung_network.approve_all(request["id"])
+    final = lung_network.wait_for(request["id"], token=insider["token"])
+    result = lung_network.call(
+        "GET", f"/requests/{request['id']}/result", insider["token"]
+    )["result"]
+    rules = {c["rule"]: c["passed"] for c in result["checks"]}
+    assert final["state"] == "blocked_by_disclosure_control"
+    assert rules == {"min_count": True, "min_count_without_requester": False}
+    assert result["blocked"]["rule"] == "min_count_without_requester"
+    assert result["rows"] == []
