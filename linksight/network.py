@@ -40,7 +40,7 @@ LUNG_COLUMNS = [
 
 
 class NetworkError(RuntimeError):
-    """A component of the local network failed to start or to answer."""
+    """A component of the local network failed to start or to respond."""
 
 
 def free_port() -> int:
@@ -129,7 +129,7 @@ class LocalNetwork:
         )
 
     def start_hub(self) -> None:
-        """Initialise and start the hub, and wait until it answers."""
+        """Initialise and start the hub, and wait until it responds."""
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
         hub_dir = self.root / "hub"
         self.hub_port = self.hub_port or free_port()
@@ -174,7 +174,7 @@ class LocalNetwork:
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        raise NetworkError(f"the hub did not answer on {self.hub_url} in {timeout} s")
+        raise NetworkError(f"the hub did not respond on {self.hub_url} in {timeout} s")
 
     def call(
         self,

@@ -59,7 +59,9 @@ def load_or_create_private_key(path: Path) -> Ed25519PrivateKey:
 def public_key_text(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
     """Return the raw 32-byte public key as base64, the form configs store."""
     public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    raw = public.public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
     return base64.b64encode(raw).decode("ascii")
 
 

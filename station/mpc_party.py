@@ -5,7 +5,7 @@ Usage: ``python -m station.mpc_party INPUT.json OUTPUT.json``
 The station daemon writes INPUT.json (parties, this party's index, its
 aggregate vectors, the outputs to release, the disclosure settings and a
 deadline) and reads OUTPUT.json when the process exits. Exit status 0 means
-OUTPUT.json holds ``{"ok": true, ...}``; otherwise it holds
+OUTPUT.json holds ``{"ok": true, ...}``; otherwise it contains
 ``{"ok": false, "error": ...}`` naming the stations that were missing.
 
 MPyC 0.11 reads its options from sys.argv when it is imported, listens on

@@ -45,7 +45,7 @@ KILL_GRACE_SECONDS = 10.0
 
 
 class TaskRefused(Exception):
-    """This station will not run the task; the message says why."""
+    """This station will not run the task; the message gives the reason."""
 
 
 class TaskFailed(Exception):
@@ -261,7 +261,7 @@ class TaskRunner:
             input_path = Path(tmp) / "input.json"
             output_path = Path(tmp) / "output.json"
             log_path = work_dir / f"{task.task_id}.log"
-            # The input holds this station's aggregates: readable by it alone.
+            # The input contains this station's aggregates: only it may read it.
             input_path.touch(mode=0o600)
             input_path.write_text(json.dumps(party_config))
             logger.info(
