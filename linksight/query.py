@@ -8,12 +8,14 @@ A query reads like SQL::
 Column names may contain dots (``wt.loss``); a name that clashes with a
 keyword is written in backticks. Filters combine comparisons with ``and``,
 ``or`` and ``not`` (``AND`` and ``=`` are accepted too), ``col IS NULL``,
-``col IS NOT NULL`` and ``col IN (1, 2)``.
+``col IS NOT NULL`` and ``col IN (1, 2)``. ``avg`` is accepted for ``mean``.
+A query may span several lines.
 
 The parser builds a :class:`QuerySpec`, a restricted tree that stations turn
 into SQL with bound parameters. Nothing in a query is ever evaluated as
-Python. Errors are :class:`QueryError` with the 0-based column of the
-offending text.
+Python. Errors are :class:`QueryError` with the 0-based offset of the
+offending text, and a message that says how to fix it and, for a mistyped
+name, suggests the closest dataset, column or function.
 """
 
 from __future__ import annotations
@@ -29,9 +31,22 @@ from linksight.schema import DatasetSchema
 
 AggregateFunction = Literal["count", "sum", "mean", "var"]
 AGGREGATE_FUNCTIONS: tuple[str, ...] = ("count", "sum", "mean", "var")
+# Other names accepted for a statistic: SQL's avg, and the words written out.
+FUNCTION_ALIASES = {"avg": "mean", "average": "mean", "variance": "var"}
 COMPARISON_OPERATORS: tuple[str, ...] = ("==", "!=", "<", "<=", ">", ">=")
-KEYWORDS = {"select", "from", "where", "group", "by", "and", "or", "not", "is",
-            "null", "in"}
+KEYWORDS = {
+    "select",
+    "from",
+    "where",
+    "group",
+    "by",
+    "and",
+    "or",
+    "not",
+    "is",
+    "null",
+    "in",
+}
 
 Literal_ = int | float | str
 
@@ -148,9 +163,12 @@ class QueryError(ValueError):
     Attributes
     ----------
     position
-        0-based column in the query text where the problem starts, or None.
+        0-based offset in the query text where the problem starts, or None.
     query
         The query text.
+
+    ``str()`` shows the message, the line of the query and a caret under
+    the offending text. A query of several lines names the line too.
     """
 
     def __init__(self, message: str, position: int | None = None, query: str = ""):
@@ -159,11 +177,33 @@ class QueryError(ValueError):
         self.position = position
         self.query = query
 
+    @property
+    def line(self) -> int | None:
+        """The 1-based line of the query where the problem starts, or None."""
+        if self.position is None:
+            return None
+        return self.query.count("\n", 0, self.position) + 1
+
+    @property
+    def column(self) -> int | None:
+        """The 1-based column within that line, or None."""
+        if self.position is None:
+            return None
+        return self.position - self.query.rfind("\n", 0, self.position)
+
     def __str__(self) -> str:
-        if self.position is None or not self.query:
+        if self.position is None or self.column is None or not self.query:
             return self.message
-        caret = " " * self.position + "^"
-        return f"{self.message} (column {self.position + 1})\n  {self.query}\n  {caret}"
+        start = self.query.rfind("\n", 0, self.position) + 1
+        end = self.query.find("\n", self.position)
+        line_text = self.query[start : end if end >= 0 else len(self.query)]
+        # One space per tab keeps the caret under the offending character.
+        line_text = line_text.replace("\t", " ")
+        where = f"column {self.column}"
+        if "\n" in self.query.strip("\n"):
+            where = f"line {self.line}, {where}"
+        caret = " " * (self.column - 1) + "^"
+        return f"{self.message} ({where})\n  {line_text}\n  {caret}"
 
 
 @dataclass(frozen=True)
@@ -200,9 +240,7 @@ def _tokenize(text: str) -> list[_Token]:
     while position < len(text):
         match = _TOKEN_PATTERN.match(text, position)
         if match is None:
-            raise QueryError(
-                f"unexpected character {text[position]!r}", position, text
-            )
+            raise QueryError(_describe_bad_character(text[position]), position, text)
         kind = match.lastgroup or ""
         value = match.group()
         if kind == "quoted":
@@ -219,6 +257,18 @@ def _tokenize(text: str) -> list[_Token]:
     return tokens
 
 
+def _describe_bad_character(character: str) -> str:
+    if character in "'\"":
+        return f"unterminated string: add the closing {character}"
+    if character == "`":
+        return "unterminated column name: add the closing `"
+    if character == "!":
+        return "unexpected character '!': write != for 'not equal'"
+    if character == ";":
+        return "unexpected ';': write one query per cell or call, without ';'"
+    return f"unexpected character {character!r}"
+
+
 class _Parser:
     def __init__(self, text: str, schemas: dict[str, DatasetSchema] | None):
         self.text = text
@@ -228,6 +278,9 @@ class _Parser:
         self.schema: DatasetSchema | None = None
         # Column references with their positions, checked once FROM is known.
         self.references: list[tuple[str, int, str]] = []
+        # Literals compared with a column, checked against its type and levels.
+        self.literals: list[tuple[str, Literal_, int]] = []
+        self.crosstab_positions: list[int] = []
 
     # Token helpers
 
@@ -264,12 +317,28 @@ class _Parser:
     def at_punct(self, punct: str) -> bool:
         return self.current.kind == "punct" and self.current.text == punct
 
+    def expect_close(self, opening: _Token, context: str) -> None:
+        """Consume the ')' that closes `opening`; `context` is "after mean"."""
+        if self.at_punct(")"):
+            self.advance()
+            return
+        token = self.current
+        if token.kind == "end" or token.keyword is not None:
+            where = "at the end" if token.kind == "end" else f"before {token.text}"
+            raise self.error(
+                f"unclosed parenthesis {context}: add ')' {where}", opening
+            )
+        raise self.error(f"expected ')' but found {self.describe(token)}")
+
     def column_name(self, use: str) -> str:
         token = self.current
-        if token.kind != "name" or token.keyword is not None:
+        if token.kind in ("string", "number"):
             raise self.error(
-                f"expected a column name but found {self.describe(token)}"
+                f"expected a column name but found the value {token.text!r}; "
+                "write the column first, as in sex == 1"
             )
+        if token.kind != "name" or token.keyword is not None:
+            raise self.error(f"expected a column name but found {self.describe(token)}")
         self.advance()
         self.references.append((token.text, token.position, use))
         return token.text
@@ -281,14 +350,16 @@ class _Parser:
         select_start = self.index
         # FROM comes after the select list, but the select list needs the
         # dataset to check its columns: so skip ahead to read FROM first.
-        depth = 0
-        while not (self.current.keyword == "from" and depth == 0):
+        # FROM is a keyword and never stands inside parentheses, so an
+        # unclosed parenthesis before it is reported by the select list.
+        while self.current.keyword != "from":
             if self.current.kind == "end":
-                raise self.error("missing FROM: name the dataset, as in FROM lung")
-            if self.at_punct("("):
-                depth += 1
-            elif self.at_punct(")"):
-                depth -= 1
+                self.index = select_start
+                self.select_list()
+                raise self.error(
+                    f"expected ',' or FROM but found {self.describe(self.current)}; "
+                    "name the dataset, as in FROM lung"
+                )
             self.advance()
         self.advance()
         dataset_token = self.current
@@ -303,6 +374,8 @@ class _Parser:
 
         self.index = select_start
         kind, aggregates, crosstab_columns = self.select_list()
+        if self.at_punct(")"):
+            raise self.error("unmatched ')': remove it")
         if self.current.keyword != "from":
             raise self.error(
                 f"expected ',' or FROM but found {self.describe(self.current)}"
@@ -314,32 +387,33 @@ class _Parser:
             self.advance()
             where = self.or_expression()
         group_by: list[str] = []
+        group_positions: list[int] = []
         if self.current.keyword == "group":
             group_token = self.advance()
             self.expect_keyword("by")
             if kind == "crosstab":
                 raise self.error(
-                    "crosstab(a, b) already groups by its two columns: "
-                    "remove GROUP BY",
+                    "crosstab(a, b) already groups by its two columns: remove GROUP BY",
                     group_token,
                 )
+            group_positions.append(self.current.position)
             group_by.append(self.column_name("group_by"))
             while self.at_punct(","):
                 self.advance()
+                group_positions.append(self.current.position)
                 group_by.append(self.column_name("group_by"))
-        if self.current.kind != "end":
-            raise self.error(
-                f"unexpected {self.describe(self.current)} after the query; "
-                "WHERE comes before GROUP BY"
-            )
+        self.check_end()
         if kind == "crosstab":
             group_by = crosstab_columns
-        duplicates = sorted({c for c in group_by if group_by.count(c) > 1})
-        if duplicates:
-            raise QueryError(
-                f"column(s) {duplicates} appear twice in the grouping", None,
-                self.text,
-            )
+            group_positions = self.crosstab_positions
+        for index, column in enumerate(group_by):
+            if column in group_by[:index]:
+                raise QueryError(
+                    f"column {column!r} appears twice in the grouping: remove "
+                    "one of them",
+                    group_positions[index],
+                    self.text,
+                )
         self.check_references()
         return QuerySpec(
             dataset=dataset_token.text,
@@ -347,6 +421,24 @@ class _Parser:
             aggregates=aggregates,
             group_by=group_by,
             where=where,
+        )
+
+    def check_end(self) -> None:
+        token = self.current
+        if token.kind == "end":
+            return
+        if self.at_punct(")"):
+            raise self.error("unmatched ')': remove it")
+        if token.keyword == "where":
+            raise self.error("WHERE must come before GROUP BY")
+        if token.keyword in ("and", "or") or token.kind == "op":
+            raise self.error(
+                f"unexpected {token.text!r} after GROUP BY: put every condition "
+                "in the WHERE clause, before GROUP BY"
+            )
+        raise self.error(
+            f"unexpected {self.describe(token)} after the end of the query; a "
+            "query is SELECT ... FROM dataset [WHERE ...] [GROUP BY ...]"
         )
 
     def bind_dataset(self, token: _Token) -> None:
@@ -367,29 +459,54 @@ class _Parser:
         kind = "aggregate"
         while True:
             token = self.current
+            if self.at_punct("*"):
+                raise self.error(
+                    "a query returns statistics, never records: select "
+                    "statistics such as count(*) or mean(age) instead of *"
+                )
             if token.kind != "name" or token.keyword is not None:
                 raise self.error(
                     f"expected a statistic such as count(*) or mean(age) but "
                     f"found {self.describe(token)}"
                 )
-            name = token.text.lower()
+            name = FUNCTION_ALIASES.get(token.text.lower(), token.text.lower())
             self.advance()
             if name == "crosstab":
                 if aggregates or crosstab_columns:
                     raise self.error(
                         "crosstab(a, b) must be the only item after SELECT", token
                     )
-                self.expect_punct("(")
+                opening = self.expect_punct("(")
+                self.crosstab_positions = [self.current.position]
                 crosstab_columns.append(self.column_name("group_by"))
-                self.expect_punct(",")
+                if not self.at_punct(","):
+                    self.expect_close(opening, "after crosstab")
+                    raise self.error(
+                        "crosstab needs two columns, as in crosstab(sex, ph.ecog)",
+                        token,
+                    )
+                self.advance()
+                self.crosstab_positions.append(self.current.position)
                 crosstab_columns.append(self.column_name("group_by"))
-                self.expect_punct(")")
+                self.expect_close(opening, "after crosstab")
                 kind = "crosstab"
                 aggregates.append(Aggregate(func="count"))
             else:
                 if kind == "crosstab":
                     raise self.error(
                         "crosstab(a, b) must be the only item after SELECT", token
+                    )
+                if (
+                    name not in AGGREGATE_FUNCTIONS
+                    and not self.at_punct("(")
+                    and self.schema is not None
+                    and token.text in self.schema.column_names
+                ):
+                    raise self.error(
+                        f"{token.text!r} is a column, and a query returns only "
+                        f"statistics: select one such as mean({token.text}) or "
+                        "count(*)",
+                        token,
                     )
                 if name not in AGGREGATE_FUNCTIONS:
                     known = list(AGGREGATE_FUNCTIONS) + ["crosstab"]
@@ -399,7 +516,7 @@ class _Parser:
                         + f"; available: {', '.join(known)}",
                         token,
                     )
-                self.expect_punct("(")
+                opening = self.expect_punct("(")
                 column = None
                 if self.at_punct("*") or self.at_punct(")"):
                     if name != "count":
@@ -408,7 +525,12 @@ class _Parser:
                         self.advance()
                 else:
                     column = self.column_name("output")
-                self.expect_punct(")")
+                if self.at_punct(","):
+                    raise self.error(
+                        f"{name}() takes one column; write one statistic per "
+                        f"column, as in {name}(age), {name}(time)"
+                    )
+                self.expect_close(opening, f"after {name}")
                 aggregate = Aggregate(func=name, column=column)  # type: ignore[arg-type]
                 if aggregate in aggregates:
                     raise self.error(f"{aggregate.label} is listed twice", token)
@@ -436,9 +558,9 @@ class _Parser:
             self.advance()
             return Not(item=self.not_expression())
         if self.at_punct("("):
-            self.advance()
+            opening = self.advance()
             inner = self.or_expression()
-            self.expect_punct(")")
+            self.expect_close(opening, "in WHERE")
             return inner
         return self.condition()
 
@@ -455,12 +577,16 @@ class _Parser:
             return IsNull(column=column, negated=negated)
         if token.keyword == "in":
             self.advance()
-            self.expect_punct("(")
-            values = [self.literal()]
+            opening = self.expect_punct("(")
+            if self.at_punct(")"):
+                raise self.error(
+                    f"IN needs at least one value, as in {column} IN (1, 2)"
+                )
+            values = [self.literal(column)]
             while self.at_punct(","):
                 self.advance()
-                values.append(self.literal())
-            self.expect_punct(")")
+                values.append(self.literal(column))
+            self.expect_close(opening, "after IN")
             return InList(column=column, values=values)
         if token.kind != "op":
             raise self.error(
@@ -468,37 +594,74 @@ class _Parser:
                 f"{column!r} but found {self.describe(token)}"
             )
         self.advance()
-        return Comparison(column=column, op=token.text, value=self.literal())  # type: ignore[arg-type]
+        value = self.literal(column)
+        return Comparison(column=column, op=token.text, value=value)  # type: ignore[arg-type]
 
-    def literal(self) -> Literal_:
+    def literal(self, column: str) -> Literal_:
         token = self.current
+        value: Literal_
         if token.kind == "number":
-            self.advance()
-            number = float(token.text)
             is_integer = re.fullmatch(r"-?\d+", token.text) is not None
-            return int(token.text) if is_integer else number
-        if token.kind == "string":
-            self.advance()
-            return token.text
-        raise self.error(
-            f"expected a number or a quoted string but found {self.describe(token)}"
-        )
+            value = int(token.text) if is_integer else float(token.text)
+        elif token.kind == "string":
+            value = token.text
+        else:
+            found = self.describe(token)
+            if token.kind == "name" and token.keyword is None:
+                found = f"the name {token.text!r}; quote text values, as in 'a'"
+            raise self.error(f"expected a number or a quoted string but found {found}")
+        self.advance()
+        self.literals.append((column, value, token.position))
+        return value
 
     # Schema checks
 
     def check_references(self) -> None:
         if self.schema is None:
             return
-        names = self.schema.column_names
+        self.check_columns(self.schema)
+        self.check_literals(self.schema)
+
+    def check_literals(self, schema: DatasetSchema) -> None:
+        for name, value, position in self.literals:
+            column = schema.column(name)
+            if column.is_numeric and isinstance(value, str):
+                raise QueryError(
+                    f"column {name!r} has type {column.type}; compare it with a "
+                    f"number, not the text {value!r}",
+                    position,
+                    self.text,
+                )
+            if column.type != "categorical" or column.levels is None:
+                continue
+            if value in column.levels:
+                continue
+            levels = ", ".join(_format_literal(level) for level in column.levels)
+            if str(value) in map(str, column.levels):
+                raise QueryError(
+                    f"{_format_literal(value)} is not a level of column {name!r}: "
+                    f"write the level as it is declared, one of {levels}",
+                    position,
+                    self.text,
+                )
+            raise QueryError(
+                f"{_format_literal(value)} is not a level of column {name!r}; "
+                f"its levels are {levels}",
+                position,
+                self.text,
+            )
+
+    def check_columns(self, schema: DatasetSchema) -> None:
+        names = schema.column_names
         for name, position, use in self.references:
             if name not in names:
                 raise QueryError(
-                    f"unknown column {name!r} in dataset {self.schema.name!r}"
+                    f"unknown column {name!r} in dataset {schema.name!r}"
                     + _suggestion(name, names),
                     position,
                     self.text,
                 )
-            column = self.schema.column(name)
+            column = schema.column(name)
             if column.role == "identifier":
                 raise QueryError(
                     f"column {name!r} is an identifier: it may be used to link "
@@ -524,8 +687,12 @@ class _Parser:
 
 
 def _suggestion(name: str, candidates: list[str]) -> str:
-    matches = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
-    return f" (did you mean {matches[0]!r}?)" if matches else ""
+    """Return " (did you mean 'x'?)" for the closest candidate, or ""."""
+    by_lower = {candidate.lower(): candidate for candidate in candidates}
+    if name.lower() in by_lower:
+        return f" (did you mean {by_lower[name.lower()]!r}?)"
+    matches = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f" (did you mean {by_lower[matches[0]]!r}?)" if matches else ""
 
 
 def parse_query(
@@ -546,9 +713,10 @@ def parse_query(
     QueryError
         With the position of the offending text.
     """
-    text = text.strip().rstrip(";").strip()
-    if not text:
-        raise QueryError("the query is empty; start with SELECT", 0, text)
+    # Only the end is trimmed, so that positions count from the caller's text.
+    text = text.rstrip().removesuffix(";").rstrip()
+    if not text.strip():
+        raise QueryError("the query is empty; start with SELECT", None, text)
     return _Parser(text, schemas).parse()
 
 
@@ -558,8 +726,7 @@ def format_query(spec: QuerySpec) -> str:
         select = f"crosstab({_name(spec.group_by[0])}, {_name(spec.group_by[1])})"
     else:
         select = ", ".join(
-            f"{a.func}({_name(a.column) if a.column else '*'})"
-            for a in spec.aggregates
+            f"{a.func}({_name(a.column) if a.column else '*'})" for a in spec.aggregates
         )
     text = f"SELECT {select} FROM {_name(spec.dataset)}"
     if spec.where is not None:
