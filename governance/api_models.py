@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from governance.principals import PrincipalKind, Role
-from governance.states import RequestState
+from governance.states import PartyStatus, RequestState
 from linksight.rules import CollaborationRules
 from linksight.schema import DatasetSchema
 
@@ -189,6 +189,15 @@ class ApprovalOut(BaseModel):
     time: datetime
 
 
+class PartyOut(BaseModel):
+    """A station taking part in a request, and its last report on the task."""
+
+    station: str
+    organisation: str
+    status: PartyStatus
+    reported_at: datetime | None
+
+
 class RequestOut(BaseModel):
     """A request and its current state."""
 
@@ -208,6 +217,10 @@ class RequestOut(BaseModel):
     updated_at: datetime
     expires_at: datetime
     task_id: str | None
+    parties: list[PartyOut] = Field(
+        default_factory=list,
+        description="the stations that run the task, by name, with their progress",
+    )
 
 
 class ApproveBody(RequestBody):

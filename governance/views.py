@@ -8,11 +8,12 @@ from sqlalchemy.orm import Session
 from governance.api_models import (
     ApprovalOut,
     DatasetOut,
+    PartyOut,
     RequestOut,
     StationOut,
 )
 from governance.models import DatasetRegistration, QueryRequest, Station
-from governance.states import RequestState
+from governance.states import PartyStatus, RequestState
 from governance.visibility import touched_organisations
 from linksight.schema import DatasetSchema
 
@@ -45,6 +46,15 @@ def request_out(request: QueryRequest) -> RequestOut:
         updated_at=request.updated_at,
         expires_at=request.expires_at,
         task_id=request.task_id,
+        parties=[
+            PartyOut(
+                station=party.station.name,
+                organisation=party.station.organisation.name,
+                status=PartyStatus(party.status),
+                reported_at=party.reported_at,
+            )
+            for party in sorted(request.parties, key=lambda p: p.station.name)
+        ],
     )
 
 
