@@ -6,7 +6,7 @@ from governance.api_models import OrganisationCreate, UserCreate
 from governance.config import HubSettings
 from governance.db import Database, describe_url
 from governance.models import Organisation, User, utc_now
-from governance.tokens import generate_token, hash_token
+from governance.tokens import issue_token
 from linksight.signing import load_or_create_private_key
 
 
@@ -39,19 +39,20 @@ def initialise_hub(settings: HubSettings, admin: str, organisation: str) -> str:
             )
         database.create_schema()
         load_or_create_private_key(settings.key_path)
-        token = generate_token()
         with database.session() as session:
             now = utc_now()
             owner = Organisation(name=organisation, created_at=now)
             session.add(owner)
-            session.add(
-                User(
-                    name=admin,
-                    organisation=owner,
-                    roles=["admin"],
-                    token_hash=hash_token(token),
-                    created_at=now,
-                )
+            admin_user = User(
+                name=admin, organisation=owner, roles=["admin"], created_at=now
+            )
+            session.add(admin_user)
+            token, _ = issue_token(
+                session,
+                user=admin_user,
+                lifetime_days=settings.user_token_days,
+                label="issued by hub init",
+                now=now,
             )
             session.flush()
             database.audit_log.append(

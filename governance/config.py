@@ -42,6 +42,27 @@ class HubSettings(BaseModel):
         description="deadline in seconds for the MPC run of a task, sent to "
         "stations in the signed task",
     )
+    user_token_days: float | None = Field(
+        default=90.0,
+        gt=0,
+        description="lifetime in days of a user's token; None means no expiry",
+    )
+    station_token_days: float | None = Field(
+        default=365.0,
+        gt=0,
+        description="lifetime in days of a station's token; None means no expiry",
+    )
+    auth_failure_limit: int = Field(
+        default=20,
+        ge=1,
+        description="failed authentications from one client address within "
+        "auth_failure_window_seconds after which that address gets 429",
+    )
+    auth_failure_window_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="length in seconds of the window for auth_failure_limit",
+    )
     approval_deadline_seconds: float = Field(
         default=7 * 24 * 3600.0,
         gt=0,

@@ -8,6 +8,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from governance.config import HubSettings
 from governance.db import Database
+from governance.rate_limit import FailureLimiter
 from linksight.signing import load_or_create_private_key
 
 
@@ -18,6 +19,7 @@ class Hub:
     settings: HubSettings
     database: Database
     private_key: Ed25519PrivateKey
+    failure_limiter: FailureLimiter
 
     @classmethod
     def open(cls, settings: HubSettings) -> Hub:
@@ -29,7 +31,15 @@ class Hub:
         database = Database(settings.database_url)
         database.create_schema()
         private_key = load_or_create_private_key(settings.key_path)
-        return cls(settings=settings, database=database, private_key=private_key)
+        limiter = FailureLimiter(
+            settings.auth_failure_limit, settings.auth_failure_window_seconds
+        )
+        return cls(
+            settings=settings,
+            database=database,
+            private_key=private_key,
+            failure_limiter=limiter,
+        )
 
     def close(self) -> None:
         """Release the database connections."""

@@ -59,29 +59,72 @@ def get_session(hub: HubDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
 def current_principal(
     request: Request,
     session: SessionDep,
     hub: HubDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
-    """Return the caller identified by its bearer token, or raise 401."""
-    if credentials is not None:
-        principal = authenticate(session, credentials.credentials)
-        if principal is not None:
-            request.state.principal = principal
-            return principal
-        reason = "unknown token"
-        message = (
-            "invalid token: it belongs to no user or station of this hub; "
-            "ask the hub admin for a new one"
+    """Return the caller identified by its bearer token, or raise 401 or 429.
+
+    A client address with too many recent failures gets 429 before its
+    token is even looked up, so that tokens cannot be guessed at speed.
+    """
+    address = _client_address(request)
+    details = {"method": request.method, "path": request.url.path, "client": address}
+    retry_after = hub.failure_limiter.retry_after(address)
+    if retry_after is not None:
+        seconds = max(1, round(retry_after))
+        error = ApiError(
+            429,
+            "too_many_failures",
+            f"too many failed authentications from {address}: try again in "
+            f"{seconds} s with a valid token",
+            headers={"Retry-After": str(seconds)},
         )
+        logger.warning(
+            "rejected %s %s from %s: rate limited",
+            request.method,
+            request.url.path,
+            address,
+        )
+        raise error
+    if credentials is not None:
+        outcome = authenticate(session, credentials.credentials)
+        if outcome.principal is not None:
+            request.state.principal = outcome.principal
+            return outcome.principal
+        reason = f"{outcome.reason} token"
+        details["token_id"] = outcome.token_id
+        if outcome.reason == "expired" and outcome.expired_at is not None:
+            message = (
+                f"expired token: it expired at {outcome.expired_at.isoformat()}; "
+                "ask the hub admin for a new one, and rotate tokens with "
+                "POST /tokens before they expire"
+            )
+        elif outcome.reason == "revoked":
+            message = (
+                "revoked token: it was revoked and no longer works; use a newer "
+                "token or ask the hub admin for one"
+            )
+        else:
+            message = (
+                "invalid token: it belongs to no user or station of this hub; "
+                "ask the hub admin for a new one"
+            )
     else:
         reason = "missing bearer token"
         message = (
             "missing token: send the header 'Authorization: Bearer <token>' "
             "with the token shown when your user or station was created"
         )
+    failures = hub.failure_limiter.record_failure(address)
+    details["reason"] = reason
+    details["failures_in_window"] = failures
     error = ApiError(
         401, "unauthenticated", message, headers={"WWW-Authenticate": WWW_AUTHENTICATE}
     )
@@ -91,11 +134,7 @@ def current_principal(
         error,
         "auth.failed",
         ANONYMOUS_ACTOR,
-        details={
-            "reason": reason,
-            "method": request.method,
-            "path": request.url.path,
-        },
+        details=details,
     )
 
 

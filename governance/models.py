@@ -94,7 +94,6 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
     roles: Mapped[list[str]]
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
     organisation: Mapped[Organisation] = relationship()
@@ -108,7 +107,6 @@ class Station(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     mpc_host: Mapped[str | None] = mapped_column(String(255))
     mpc_port: Mapped[int | None]
     version: Mapped[str | None] = mapped_column(String(100))
@@ -116,6 +114,28 @@ class Station(Base):
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
     organisation: Mapped[Organisation] = relationship()
+
+
+class ApiToken(Base):
+    """A bearer token of one user or one station, stored only as its hash.
+
+    A principal may hold several tokens, so that a new one can be issued
+    before the old one is revoked.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"))
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User | None] = relationship()
+    station: Mapped[Station | None] = relationship()
 
 
 class Collaboration(Base):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from governance.models import Station, User
+from governance.models import ApiToken, utc_now
 from governance.tokens import hash_token
 
 Role = Literal["admin", "steward", "scientist"]
@@ -43,6 +44,7 @@ class Principal:
     organisation: str
     organisation_id: int
     roles: frozenset[str] = field(default_factory=frozenset)
+    token_id: int | None = None
 
     def has_role(self, role: Role) -> bool:
         """Return whether this principal is a user with `role`."""
@@ -61,26 +63,51 @@ class Principal:
         return f"{self.kind} {self.name!r}"
 
 
-def authenticate(session: Session, token: str) -> Principal | None:
-    """Return the user or station whose token is `token`, or None."""
-    token_hash = hash_token(token)
-    user = session.scalar(select(User).where(User.token_hash == token_hash))
-    if user is not None:
-        return Principal(
+@dataclass(frozen=True)
+class AuthResult:
+    """The outcome of looking up a token: a principal, or why there is none.
+
+    `reason` is "unknown", "expired" or "revoked" when `principal` is None.
+    """
+
+    principal: Principal | None
+    reason: str = ""
+    token_id: int | None = None
+    expired_at: datetime | None = None
+
+
+def authenticate(session: Session, token: str) -> AuthResult:
+    """Look up the user or station whose valid token is `token`."""
+    row = session.scalar(
+        select(ApiToken).where(ApiToken.token_hash == hash_token(token))
+    )
+    if row is None:
+        return AuthResult(None, "unknown")
+    if row.revoked_at is not None:
+        return AuthResult(None, "revoked", row.id)
+    if row.expires_at is not None and row.expires_at <= utc_now():
+        return AuthResult(None, "expired", row.id, expired_at=row.expires_at)
+    if row.user is not None:
+        user = row.user
+        principal = Principal(
             kind="user",
             id=user.id,
             name=user.name,
             organisation=user.organisation.name,
             organisation_id=user.organisation_id,
             roles=frozenset(user.roles),
+            token_id=row.id,
         )
-    station = session.scalar(select(Station).where(Station.token_hash == token_hash))
-    if station is not None:
-        return Principal(
+    else:
+        station = row.station
+        if station is None:
+            return AuthResult(None, "unknown")
+        principal = Principal(
             kind="station",
             id=station.id,
             name=station.name,
             organisation=station.organisation.name,
             organisation_id=station.organisation_id,
+            token_id=row.id,
         )
-    return None
+    return AuthResult(principal, token_id=row.id)

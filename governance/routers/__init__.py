@@ -19,6 +19,7 @@ request's dataset in that collaboration.
 | POST /requests/{id}/revoke | submitter, touched steward |
 | GET /requests/{id}/result | submitter, admin |
 | GET /tasks/{task_id}, POST /tasks/{task_id}/events | station that is a party |
+| GET /tokens, POST /tokens, DELETE /tokens/{id} | own: anyone; others': admin |
 | GET /audit, GET /audit/verify | admin, steward |
 """
 
@@ -31,6 +32,7 @@ from governance.routers import (
     requests,
     stations,
     tasks,
+    tokens,
     users,
 )
 
@@ -38,6 +40,7 @@ ROUTERS = (
     health.router,
     organisations.router,
     users.router,
+    tokens.router,
     stations.router,
     collaborations.router,
     datasets.router,

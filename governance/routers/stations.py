@@ -21,7 +21,7 @@ from governance.lifecycle import expire_due_requests
 from governance.lookups import find_organisation
 from governance.models import QueryRequest, RequestParty, Station, utc_now
 from governance.states import ACTIVE, PartyStatus
-from governance.tokens import generate_token, hash_token
+from governance.tokens import issue_token
 from governance.views import station_out
 from linksight.tasks import SignedTask
 
@@ -36,14 +36,18 @@ def create_station(
     if session.scalar(select(Station).where(Station.name == body.name)) is not None:
         raise ApiError(409, "already_exists", f"station {body.name!r} already exists")
     organisation = find_organisation(session, body.organisation)
-    token = generate_token()
     station = Station(
         name=body.name,
         organisation=organisation,
-        token_hash=hash_token(token),
         created_at=utc_now(),
     )
     session.add(station)
+    token, _ = issue_token(
+        session,
+        station=station,
+        lifetime_days=hub.settings.station_token_days,
+        label="issued at creation",
+    )
     record(
         session,
         hub,

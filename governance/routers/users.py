@@ -11,7 +11,7 @@ from governance.dependencies import AdminDep, HubDep, PrincipalDep, SessionDep
 from governance.errors import ApiError
 from governance.lookups import find_organisation
 from governance.models import User, utc_now
-from governance.tokens import generate_token, hash_token
+from governance.tokens import issue_token
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -25,15 +25,19 @@ def create_user(
         raise ApiError(409, "already_exists", f"user {body.name!r} already exists")
     organisation = find_organisation(session, body.organisation)
     roles = sorted(set(body.roles))
-    token = generate_token()
     user = User(
         name=body.name,
         organisation=organisation,
         roles=roles,
-        token_hash=hash_token(token),
         created_at=utc_now(),
     )
     session.add(user)
+    token, _ = issue_token(
+        session,
+        user=user,
+        lifetime_days=hub.settings.user_token_days,
+        label="issued at creation",
+    )
     record(
         session,
         hub,

@@ -96,10 +96,16 @@ def test_tokens_stored_only_as_hashes(network: Network) -> None:
     with sqlite3.connect(database) as connection:
         dump = "\n".join(connection.iterdump())
         user_hashes = {
-            row[0] for row in connection.execute("SELECT token_hash FROM users")
+            row[0]
+            for row in connection.execute(
+                "SELECT token_hash FROM api_tokens WHERE user_id IS NOT NULL"
+            )
         }
         station_hashes = {
-            row[0] for row in connection.execute("SELECT token_hash FROM stations")
+            row[0]
+            for row in connection.execute(
+                "SELECT token_hash FROM api_tokens WHERE station_id IS NOT NULL"
+            )
         }
     for token in tokens:
         assert token not in dump

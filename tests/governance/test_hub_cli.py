@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import os
 import subprocess
 import sys
 import time
@@ -57,10 +58,13 @@ def hub_url(state_dir: Path, admin_token: str, tmp_path: Path) -> Iterator[str]:
     """Serve the hub on a free loopback port and return its URL."""
     port = free_port()
     log = (tmp_path / "hub.log").open("w")
+    # The concurrency test sends 24 bad tokens from one address on purpose.
+    environment = dict(os.environ, LINKSIGHT_HUB_AUTH_FAILURE_LIMIT="100")
     process = subprocess.Popen(
         [*HUB, "serve", "--state-dir", str(state_dir), "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
+        env=environment,
     )
     url = f"http://127.0.0.1:{port}"
     try:
