@@ -179,6 +179,19 @@ class RequestCreate(RequestBody):
     )
 
 
+class BudgetOut(BaseModel):
+    """The caller's query budget in a collaboration."""
+
+    collaboration: str
+    limit: int | None = Field(description="requests per period; None for no limit")
+    period_days: int
+    used: int = Field(description="requests counted in the last period_days days")
+    remaining: int | None
+    next_release: datetime | None = Field(
+        description="when the oldest counted request stops counting"
+    )
+
+
 class ApprovalOut(BaseModel):
     """One organisation's decision on a request."""
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from governance.api_models import RequestCreate
 from governance.audit_trail import audited_error, record
+from governance.budget import budget_of, check_budget
 from governance.context import Hub
 from governance.errors import ApiError
 from governance.lifecycle import change_state
@@ -90,6 +91,8 @@ def submit_request(
         ) from exc
 
     now = utc_now()
+    # Counted before the new request is added, which would count itself.
+    budget = budget_of(session, collaboration, scientist.id, now)
     stations = holders[spec.dataset]
     request = QueryRequest(
         collaboration=collaboration,
@@ -117,6 +120,8 @@ def submit_request(
 
     rules = CollaborationRules.model_validate(collaboration.rules)
     violation = check_query(spec, schemas[spec.dataset], rules, len(stations))
+    if violation is None:
+        violation = check_budget(budget, collaboration.name)
     if violation is not None:
         change_state(
             session,

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from linksight.query import QuerySpec
 from linksight.schema import DatasetSchema
 
-ANALYSES = ("aggregate", "crosstab")
+ANALYSES = ("aggregate", "crosstab", "overlap")
 
 
 class CollaborationRules(BaseModel):
@@ -31,6 +31,15 @@ class CollaborationRules(BaseModel):
         default=40, ge=1, description="maximum cells in a grouped output"
     )
     requires_approval: bool = True
+    max_requests: int | None = Field(
+        default=None,
+        ge=1,
+        description="query budget: requests per scientist per budget period; "
+        "None for no limit",
+    )
+    budget_period_days: int = Field(
+        default=30, ge=1, description="length of the budget period in days"
+    )
 
 
 @dataclass(frozen=True)
@@ -50,11 +59,14 @@ def check_query(
     schema: DatasetSchema,
     rules: CollaborationRules,
     station_count: int,
+    stations: list[str] | None = None,
 ) -> RuleViolation | None:
     """Return the first rule that `spec` breaks, or None if it may run.
 
     `schema` is the queried dataset's schema and `station_count` the number
-    of stations holding it in the collaboration.
+    of stations holding it in the collaboration. `stations`, when given,
+    names them, and the stations an overlap query lists in AT must be among
+    them.
     """
     if spec.kind not in rules.allowed_analyses:
         return RuleViolation(
@@ -69,6 +81,10 @@ def check_query(
             f"the collaboration requires at least {rules.min_stations}; query a "
             "dataset that more stations hold",
         )
+    if spec.kind == "overlap":
+        violation = _check_lists(spec, stations, station_count)
+        if violation is not None:
+            return violation
     for column, uses in sorted(spec.columns_used().items()):
         try:
             declared = schema.column(column)
@@ -77,11 +93,18 @@ def check_query(
                 "known_columns",
                 f"column {column!r} is not in dataset {spec.dataset!r}",
             )
-        if declared.role == "identifier":
+        if declared.role == "identifier" and uses != {"link"}:
+            other = sorted(uses - {"link"})
             return RuleViolation(
                 "identifier_use",
                 f"column {column!r} is an identifier and may not be used as "
-                f"{' or '.join(sorted(uses))}; it may only link datasets",
+                f"{' or '.join(other)}; it may only be the argument of overlap(id)",
+            )
+        if "link" in uses and declared.role != "identifier":
+            return RuleViolation(
+                "identifier_use",
+                f"column {column!r} has role {declared.role}; overlap(id) "
+                "compares only a column declared with role = 'identifier'",
             )
         if "output" in uses and not declared.is_numeric:
             return RuleViolation(
@@ -103,5 +126,25 @@ def check_query(
             "max_group_levels",
             f"the grouping makes {cells} cells, more than the "
             f"{rules.max_group_levels} allowed; group on fewer or coarser columns",
+        )
+    return None
+
+
+def _check_lists(
+    spec: QuerySpec, stations: list[str] | None, station_count: int
+) -> RuleViolation | None:
+    if stations is not None:
+        unknown = [name for name in spec.lists if name not in stations]
+        if unknown:
+            return RuleViolation(
+                "known_stations",
+                f"station(s) {', '.join(unknown)} in AT do not hold dataset "
+                f"{spec.dataset!r}; stations holding it: {', '.join(stations)}",
+            )
+    if not spec.lists and station_count < 2:
+        return RuleViolation(
+            "min_lists",
+            "overlap(id) compares at least two lists, but only "
+            f"{station_count} station holds dataset {spec.dataset!r}",
         )
     return None

@@ -6,12 +6,14 @@ from fastapi import APIRouter, status
 from sqlalchemy import select
 
 from governance.api_models import (
+    BudgetOut,
     CollaborationCreate,
     CollaborationDetail,
     CollaborationSummary,
     StationSummary,
 )
 from governance.audit_trail import record
+from governance.budget import budget_of
 from governance.dependencies import AdminDep, HubDep, SessionDep, UserDep
 from governance.errors import ApiError
 from governance.lookups import find_collaboration, require_member
@@ -115,4 +117,24 @@ def get_collaboration(
             for station in stations
         ],
         datasets=datasets_out(session, collaboration.id),
+    )
+
+
+@router.get("/{name}/budget")
+def get_budget(name: str, user: UserDep, session: SessionDep, hub: HubDep) -> BudgetOut:
+    """Return the caller's query budget in a collaboration (members).
+
+    Every request the caller submitted in the last ``period_days`` days
+    counts, except those the rule check rejected at submission.
+    """
+    collaboration = find_collaboration(session, name)
+    require_member(session, hub, user, collaboration, "budget.read")
+    budget = budget_of(session, collaboration, user.id)
+    return BudgetOut(
+        collaboration=collaboration.name,
+        limit=budget.limit,
+        period_days=budget.period_days,
+        used=budget.used,
+        remaining=budget.remaining,
+        next_release=budget.next_release,
     )
