@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from governance.cli import app as hub_app
+from linksight.ca_cli import app as ca_app
 from station.cli import app as station_app
 
 app = typer.Typer(
@@ -13,6 +14,7 @@ app = typer.Typer(
 )
 app.add_typer(hub_app, name="hub", help="Run and set up the governance hub.")
 app.add_typer(station_app, name="station", help="Run a data station.")
+app.add_typer(ca_app, name="ca", help="Issue the certificates of MPC links.")
 
 
 @app.command()

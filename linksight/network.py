@@ -204,6 +204,7 @@ class LocalNetwork:
     def set_up_lung_study(self, min_count: int = 10) -> None:
         """Create organisations, users, three stations and the collaboration,
         write each station's config and import its share of the lung data."""
+        from linksight.certificates import CertificateAuthority, create_station_key
         from linksight.schema import load_schema
         from station.config import load_config
         from station.importer import import_csv
@@ -224,6 +225,7 @@ class LocalNetwork:
         )
         self.scientist_token = scientist["token"]
         public_key = self.call("GET", "/public-key", admin)["public_key"]
+        authority = CertificateAuthority.create(self.root / "ca", self.collaboration)
         shares = split_lung_by_institution(lung_data())
         schema_path = lung_schema_path()
         schema = load_schema(schema_path)
@@ -255,6 +257,10 @@ class LocalNetwork:
             token_path.touch(mode=0o600)
             token_path.write_text(station["token"])
             mpc_port = free_port()
+            request = create_station_key(station_dir / "station.key", station_name)
+            (station_dir / "station.crt").write_bytes(
+                authority.sign(request, station_name)
+            )
             config_path = station_dir / "station.toml"
             config_path.write_text(
                 _station_config(
@@ -265,6 +271,7 @@ class LocalNetwork:
                     mpc_port,
                     schema_path,
                     self.collaboration,
+                    authority.certificate_path,
                 )
             )
             csv_path = station_dir / "lung-export.csv"
@@ -412,6 +419,7 @@ def _station_config(
     mpc_port: int,
     schema_path: Path,
     collaboration: str,
+    ca_certificate: Path,
 ) -> str:
     return f"""\
 [station]
@@ -426,6 +434,9 @@ poll_seconds = 0.5
 [mpc]
 host = "127.0.0.1"
 port = {mpc_port}
+certificate = "station.crt"
+key = "station.key"
+ca_certificate = "{ca_certificate.as_posix()}"
 
 [policy]
 min_count = 10

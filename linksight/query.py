@@ -4,12 +4,20 @@ A query reads like SQL::
 
     SELECT count(*), mean(age), var(age) FROM lung WHERE ph.ecog >= 2 GROUP BY sex
     SELECT crosstab(sex, ph.ecog) FROM lung
+    SELECT overlap(subject_id) FROM covid AT ('station-a', 'station-b') GROUP BY result
 
 Column names may contain dots (``wt.loss``); a name that clashes with a
 keyword is written in backticks. Filters combine comparisons with ``and``,
 ``or`` and ``not`` (``AND`` and ``=`` are accepted too), ``col IS NULL``,
 ``col IS NOT NULL`` and ``col IN (1, 2)``. ``avg`` is accepted for ``mean``.
 A query may span several lines.
+
+``overlap(id)`` counts persons across the stations' lists of identifier
+``id``: unique persons, persons on exactly k lists, every pairwise
+intersection and each list's persons that are on another list. It is the
+only place an identifier column may appear. ``AT ('a', 'b')`` compares the
+lists of the named stations only; the other stations holding the dataset
+still take part in the secure computation, with no list of their own.
 
 The parser builds a :class:`QuerySpec`, a restricted tree that stations turn
 into SQL with bound parameters. Nothing in a query is ever evaluated as
@@ -25,7 +33,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from linksight.schema import DatasetSchema
 
@@ -46,6 +54,7 @@ KEYWORDS = {
     "is",
     "null",
     "in",
+    "at",
 }
 
 Literal_ = int | float | str
@@ -121,18 +130,44 @@ class QuerySpec(BaseModel):
     """A parsed query: statistics per group over one dataset, after a filter.
 
     ``kind == "crosstab"`` is a count over exactly two group-by columns,
-    shown as a table.
+    shown as a table. ``kind == "overlap"`` compares the stations' lists of
+    the `identifier` column, per group; it has no aggregates, and `lists`
+    names the stations whose lists are compared (empty: every station).
     """
 
     dataset: str
-    kind: Literal["aggregate", "crosstab"] = "aggregate"
-    aggregates: list[Aggregate] = Field(min_length=1)
+    kind: Literal["aggregate", "crosstab", "overlap"] = "aggregate"
+    aggregates: list[Aggregate] = []
     group_by: list[str] = []
     where: Filter | None = None
+    identifier: str | None = None
+    lists: list[str] = []
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> QuerySpec:
+        if self.kind == "overlap":
+            if self.identifier is None or self.aggregates:
+                raise ValueError(
+                    "an overlap query names one identifier column and no statistics"
+                )
+            if len(set(self.lists)) != len(self.lists):
+                raise ValueError(f"a station is listed twice in AT: {self.lists}")
+        elif not self.aggregates or self.identifier is not None or self.lists:
+            raise ValueError(
+                f"a {self.kind} query needs at least one statistic and takes no "
+                "identifier or AT list"
+            )
+        return self
 
     def columns_used(self) -> dict[str, set[str]]:
-        """Return each column mentioned, with its uses: output, group_by, filter."""
+        """Return each column mentioned, with its uses.
+
+        The uses are output, group_by, filter and link (the identifier of an
+        overlap query).
+        """
         uses: dict[str, set[str]] = {}
+        if self.identifier is not None:
+            uses.setdefault(self.identifier, set()).add("link")
         for aggregate in self.aggregates:
             if aggregate.column is not None:
                 uses.setdefault(aggregate.column, set()).add("output")
@@ -382,6 +417,17 @@ class _Parser:
             )
         self.index = after_from
 
+        lists: list[str] = []
+        if self.current.keyword == "at":
+            at_token = self.advance()
+            if kind != "overlap":
+                raise self.error(
+                    "AT names the stations whose lists overlap(id) compares; "
+                    "other queries always use every station",
+                    at_token,
+                )
+            lists = self.station_list()
+
         where = None
         if self.current.keyword == "where":
             self.advance()
@@ -403,9 +449,12 @@ class _Parser:
                 group_positions.append(self.current.position)
                 group_by.append(self.column_name("group_by"))
         self.check_end()
+        identifier = None
         if kind == "crosstab":
             group_by = crosstab_columns
             group_positions = self.crosstab_positions
+        elif kind == "overlap":
+            identifier = crosstab_columns[0]
         for index, column in enumerate(group_by):
             if column in group_by[:index]:
                 raise QueryError(
@@ -421,7 +470,33 @@ class _Parser:
             aggregates=aggregates,
             group_by=group_by,
             where=where,
+            identifier=identifier,
+            lists=lists,
         )
+
+    def station_list(self) -> list[str]:
+        opening = self.expect_punct("(")
+        names: list[str] = []
+        while True:
+            token = self.current
+            if token.kind != "string":
+                raise self.error(
+                    "expected a station name in quotes, as in AT ('station-a', "
+                    f"'station-b'), but found {self.describe(token)}"
+                )
+            if token.text in names:
+                raise self.error(f"station {token.text!r} is listed twice", token)
+            names.append(token.text)
+            self.advance()
+            if not self.at_punct(","):
+                break
+            self.advance()
+        self.expect_close(opening, "after the stations")
+        if len(names) < 2:
+            raise self.error(
+                "AT needs at least two stations whose lists to compare", opening
+            )
+        return names
 
     def check_end(self) -> None:
         token = self.current
@@ -471,7 +546,16 @@ class _Parser:
                 )
             name = FUNCTION_ALIASES.get(token.text.lower(), token.text.lower())
             self.advance()
-            if name == "crosstab":
+            if name == "overlap" or kind == "overlap":
+                if aggregates or crosstab_columns or name != "overlap":
+                    raise self.error(
+                        "overlap(id) must be the only item after SELECT", token
+                    )
+                opening = self.expect_punct("(")
+                crosstab_columns.append(self.column_name("link"))
+                self.expect_close(opening, "after overlap")
+                kind = "overlap"
+            elif name == "crosstab":
                 if aggregates or crosstab_columns:
                     raise self.error(
                         "crosstab(a, b) must be the only item after SELECT", token
@@ -509,7 +593,7 @@ class _Parser:
                         token,
                     )
                 if name not in AGGREGATE_FUNCTIONS:
-                    known = list(AGGREGATE_FUNCTIONS) + ["crosstab"]
+                    known = list(AGGREGATE_FUNCTIONS) + ["crosstab", "overlap"]
                     raise self.error(
                         f"unknown function {token.text!r}"
                         + _suggestion(name, known)
@@ -662,10 +746,18 @@ class _Parser:
                     self.text,
                 )
             column = schema.column(name)
-            if column.role == "identifier":
+            if use == "link" and column.role != "identifier":
                 raise QueryError(
-                    f"column {name!r} is an identifier: it may be used to link "
-                    "datasets but never as an output, a group or a filter",
+                    f"column {name!r} is not an identifier; overlap(id) compares "
+                    "a column declared with role = 'identifier'",
+                    position,
+                    self.text,
+                )
+            if use != "link" and column.role == "identifier":
+                raise QueryError(
+                    f"column {name!r} is an identifier: it may only be the "
+                    "argument of overlap(id), never an output, a group or a "
+                    "filter",
                     position,
                     self.text,
                 )
@@ -724,11 +816,15 @@ def format_query(spec: QuerySpec) -> str:
     """Return the canonical text of a query, which parses back to `spec`."""
     if spec.kind == "crosstab":
         select = f"crosstab({_name(spec.group_by[0])}, {_name(spec.group_by[1])})"
+    elif spec.kind == "overlap":
+        select = f"overlap({_name(spec.identifier or '')})"
     else:
         select = ", ".join(
             f"{a.func}({_name(a.column) if a.column else '*'})" for a in spec.aggregates
         )
     text = f"SELECT {select} FROM {_name(spec.dataset)}"
+    if spec.lists:
+        text += " AT (" + ", ".join(_format_literal(s) for s in spec.lists) + ")"
     if spec.where is not None:
         text += f" WHERE {_format_filter(spec.where, top=True)}"
     if spec.group_by and spec.kind != "crosstab":

@@ -19,6 +19,16 @@ Schemas are written as TOML files by the station operator::
     type = "integer"
     min = 18
     max = 110
+
+    [[columns]]
+    name = "bsn"
+    type = "text"
+    role = "identifier"
+    normalise = { remove = " .-", format = "digits", length = 9, zero_pad = true,
+                  check = "bsn" }
+
+An identifier column's ``normalise`` table is described in
+:mod:`linksight.identifiers`.
 """
 
 from __future__ import annotations
@@ -28,6 +38,8 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
+
+from linksight.identifiers import IdentifierRules
 
 ColumnType = Literal["integer", "float", "categorical", "date", "text"]
 ColumnRole = Literal["identifier", "attribute"]
@@ -49,6 +61,10 @@ class ColumnSchema(BaseModel):
     date_format: str | None = Field(
         default=None,
         description="strftime format of dates in CSV files, such as %d-%m-%Y",
+    )
+    normalise: IdentifierRules | None = Field(
+        default=None,
+        description="how an identifier's values are normalised before matching",
     )
 
     @model_validator(mode="after")
@@ -80,6 +96,11 @@ class ColumnSchema(BaseModel):
             raise ValueError(
                 f"column {self.name!r} is an identifier and must have type text, "
                 "so that leading zeros are kept"
+            )
+        if self.normalise is not None and self.role != "identifier":
+            raise ValueError(
+                f"column {self.name!r} has normalise settings but role "
+                f"{self.role}; only identifier columns are normalised"
             )
         return self
 

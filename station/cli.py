@@ -82,6 +82,32 @@ def import_dataset(
     typer.echo(f"imported {report.rows} rows into {dataset!r} version {report.version}")
 
 
+@app.command()
+def csr(
+    config: ConfigOption,
+    out: Annotated[Path, typer.Option(help="Where to write the request (PEM).")],
+) -> None:
+    """Create this station's MPC key at [mpc] key and write a certificate request.
+
+    Send the request to the collaboration's CA operator (`linksight ca sign`)
+    and put the certificate they return at [mpc] certificate.
+    """
+    from linksight.certificates import CertificateError, create_station_key
+
+    station_config = _load(config)
+    key_path = station_config.mpc.key
+    if key_path is None:
+        typer.echo('error: set key = "station.key" in [mpc] first', err=True)
+        raise typer.Exit(2)
+    try:
+        request = create_station_key(key_path, station_config.station.name)
+    except CertificateError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from error
+    out.write_bytes(request)
+    typer.echo(f"created key {key_path} and request {out}")
+
+
 @app.command("audit-verify")
 def audit_verify(config: ConfigOption) -> None:
     """Verify this station's hash-chained audit log."""

@@ -13,6 +13,9 @@ Example::
     [mpc]
     host = "127.0.0.1"
     port = 8811
+    certificate = "station.crt"         # signed by the collaboration's CA
+    key = "station.key"                 # from `linksight station csr`
+    ca_certificate = "ca.crt"
 
     [policy]
     min_count = 10
@@ -55,11 +58,27 @@ class StationSection(BaseModel):
 
 
 class MpcSection(BaseModel):
-    """Where this station's MPC party listens, and the address peers dial."""
+    """Where this station's MPC party listens, the address peers dial, and TLS."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=8811, gt=0, lt=65536)
     advertised_host: str | None = None
+    certificate: Path | None = Field(
+        default=None, description="this station's certificate from the CA (PEM)"
+    )
+    key: Path | None = Field(default=None, description="this station's private key")
+    ca_certificate: Path | None = Field(
+        default=None, description="the collaboration CA's certificate (PEM)"
+    )
+    allow_plaintext: bool = Field(
+        default=False,
+        description="run MPC without TLS; only for test networks on one machine",
+    )
+
+    @property
+    def tls_enabled(self) -> bool:
+        """Whether MPC links use TLS with the configured certificates."""
+        return self.certificate is not None
 
 
 class LocalPolicy(BaseModel):
@@ -136,4 +155,26 @@ def load_config(path: str | Path) -> StationConfig:
         section.token_file = base / section.token_file
     for entry in config.datasets:
         entry.schema_file = base / entry.schema_file
+    mpc = config.mpc
+    tls_files = {
+        "certificate": mpc.certificate,
+        "key": mpc.key,
+        "ca_certificate": mpc.ca_certificate,
+    }
+    missing = [name for name, value in tls_files.items() if value is None]
+    if missing and len(missing) < len(tls_files):
+        raise ConfigError(
+            f"station config {path}: [mpc] sets some TLS files but not "
+            f"{', '.join(missing)}; set certificate, key and ca_certificate together"
+        )
+    if missing and not mpc.allow_plaintext:
+        raise ConfigError(
+            f"station config {path}: MPC links need TLS; set certificate, key and "
+            "ca_certificate in [mpc] (create the key and request with `linksight "
+            "station csr`), or set allow_plaintext = true on a test network"
+        )
+    if not missing:
+        mpc.certificate = base / mpc.certificate  # type: ignore[operator]
+        mpc.key = base / mpc.key  # type: ignore[operator]
+        mpc.ca_certificate = base / mpc.ca_certificate  # type: ignore[operator]
     return config

@@ -21,10 +21,15 @@ import asyncio
 import functools
 import json
 import logging
+import os
+import shutil
+import ssl
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from linksight.certificates import peer_common_name
 
 logger = logging.getLogger("linksight.station.mpc")
 
@@ -36,9 +41,69 @@ class PartyLost(RuntimeError):
 def _configure_mpyc(config: dict[str, Any]) -> None:
     addresses = [f"{p['host']}:{p['port']}" for p in config["parties"]]
     argv = [sys.argv[0], "-I", str(config["index"]), "--no-barrier"]
+    if config.get("tls"):
+        argv.append("--ssl")
     for address in addresses:
         argv += ["-P", address]
     sys.argv = argv
+
+
+def _install_tls_files(config: dict[str, Any]) -> None:
+    """Place this station's certificate where MPyC reads it, and enter that folder.
+
+    MPyC 0.11 reads ``.config/party_<i>.crt``, ``.config/party_<i>.key`` and
+    ``.config/mpyc_ca.crt`` relative to the working directory.
+    """
+    tls = config["tls"]
+    work_dir = Path(tls["work_dir"])
+    folder = work_dir / ".config"
+    folder.mkdir(parents=True, exist_ok=True)
+    index = config["index"]
+    shutil.copyfile(tls["certificate"], folder / f"party_{index}.crt")
+    key_copy = folder / f"party_{index}.key"
+    key_copy.touch(mode=0o600)
+    shutil.copyfile(tls["key"], key_copy)
+    shutil.copyfile(tls["ca_certificate"], folder / "mpyc_ca.crt")
+    os.chdir(work_dir)
+
+
+def _relax_hostname_check() -> None:
+    # NB: MPyC checks the server's name against "MPyC party <i>", but party
+    # numbers change from task to task. The peer's certificate must still
+    # come from the collaboration's CA, and _check_peer_identity matches its
+    # common name against the station the signed task lists at that number.
+    original = ssl.create_default_context
+
+    def create_context(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        context = original(*args, **kwargs)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+    ssl.create_default_context = create_context  # type: ignore[assignment]
+
+
+def _check_peer_identity(
+    runtime: Any, parties: list[dict[str, Any]], impostors: list[str]
+) -> None:
+    """Accept a connection from party i only with a certificate naming its station."""
+    runtime_class = type(runtime)
+    original = runtime_class.set_protocol
+
+    def set_protocol(self: Any, peer_pid: int, protocol: Any) -> None:
+        ssl_object = protocol.transport.get_extra_info("ssl_object")
+        presented = peer_common_name(ssl_object.getpeercert()) if ssl_object else ""
+        expected = parties[peer_pid]["station"]
+        if presented != expected:
+            impostors.append(
+                f"the peer claiming to be party {peer_pid} ({expected}) presented a "
+                f"certificate for {presented or 'no station'!r}"
+            )
+            protocol.transport.close()
+            return
+        original(self, peer_pid, protocol)
+
+    runtime_class.set_protocol = set_protocol
 
 
 def _bind_listener(runtime: Any, host: str) -> None:
@@ -68,14 +133,21 @@ def _watch_lost_peers(lost: set[int]) -> None:
 def run(config: dict[str, Any]) -> dict[str, Any]:
     """Run the party described by `config` and return the output record."""
     _configure_mpyc(config)
+    impostors: list[str] = []
+    if config.get("tls"):
+        _install_tls_files(config)
+        _relax_hostname_check()
     from mpyc.runtime import mpc
 
     from station.secure_aggregate import SecureOutput, pool_and_release
+    from station.secure_overlap import overlap_and_release
 
     _bind_listener(mpc, config["bind_host"])
     lost: set[int] = set()
     _watch_lost_peers(lost)
     parties = config["parties"]
+    if config.get("tls"):
+        _check_peer_identity(mpc, parties, impostors)
     index = config["index"]
     deadline = float(config["timeout_seconds"])
 
@@ -84,6 +156,8 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
 
     async def watchdog() -> None:
         while True:
+            if impostors:
+                raise PartyLost("refused a connection: " + "; ".join(impostors))
             if lost:
                 raise PartyLost(
                     f"lost the connection to station(s) {station_names(lost)} "
@@ -94,15 +168,18 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     async def compute() -> dict[str, Any]:
         await mpc.start()
         connected_at = time.monotonic()
-        outputs = [SecureOutput(**o) for o in config["outputs"]]
-        result = await pool_and_release(
-            config["vector"],
-            config["own_vector"],
-            outputs,
-            config["min_count"],
-            config["requester_contributes"],
-            config["fraction_bits"],
-        )
+        if config.get("analysis") == "overlap":
+            result = await overlap_and_release(config)
+        else:
+            outputs = [SecureOutput(**o) for o in config["outputs"]]
+            result = await pool_and_release(
+                config["vector"],
+                config["own_vector"],
+                outputs,
+                config["min_count"],
+                config["requester_contributes"],
+                config["fraction_bits"],
+            )
         mpc._closing = True  # type: ignore[attr-defined]
         await mpc.shutdown()
         result["mpc_seconds"] = round(time.monotonic() - connected_at, 3)
@@ -150,6 +227,11 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
             f"{config['bind_host']}:{me['port']}: {error.strerror or error}",
         }
     except RuntimeError as error:
+        if impostors:
+            return {
+                "ok": False,
+                "error": "refused a connection: " + "; ".join(impostors),
+            }
         # MPyC stops the event loop when a callback fails, as a send to a
         # closed peer does; the loop then ends with this RuntimeError.
         if lost:

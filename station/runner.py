@@ -262,6 +262,14 @@ class TaskRunner:
             output_path = Path(tmp) / "output.json"
             log_path = work_dir / f"{task.task_id}.log"
             # The input contains this station's aggregates: only it may read it.
+            mpc = self.config.mpc
+            if mpc.tls_enabled:
+                party_config["tls"] = {
+                    "certificate": str(mpc.certificate),
+                    "key": str(mpc.key),
+                    "ca_certificate": str(mpc.ca_certificate),
+                    "work_dir": tmp,
+                }
             input_path.touch(mode=0o600)
             input_path.write_text(json.dumps(party_config))
             logger.info(
