@@ -1,0 +1,238 @@
+"""`linksight playground`: a hub, three stations and JupyterLab on 127.0.0.1.
+
+The playground starts the network of :mod:`linksight.network` with the
+NCCTG lung data, writes a client config file with the scientist's token
+and the stewards' tokens as profiles (mode 0600), copies the example
+notebooks into its state directory, and starts JupyterLab there with
+LINKSIGHT_CONFIG pointing at the config, so ``%linksight connect`` needs no
+argument.
+
+Demo stewards approve the requests of the scientist ``sam`` after a short
+delay, so that a query cell shows the wait for approval and then runs. The
+second scientist, ``kim``, is left to the stewards by hand, as in
+``%linksight approve ID --as steward-a``. Nothing here is meant for real
+data: the tokens are written to disk and every steward approves.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+
+import httpx
+
+from linksight.network import LocalNetwork, NetworkError, free_port
+from linksight_kernel.config import ENV_CONFIG, write_config
+
+logger = logging.getLogger("linksight.playground")
+
+AUTO_APPROVE_REASON = "approved automatically by the playground's demo steward"
+SECOND_SCIENTIST = "kim"
+
+
+def notebooks_source() -> Path:
+    """Return the folder of example notebooks: in the wheel, or the repository's."""
+    packaged = Path(str(resources.files("linksight").joinpath("notebooks")))
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[1] / "notebooks"
+
+
+class DemoStewards:
+    """A thread that approves one scientist's requests as every steward.
+
+    A request is approved once it has waited `delay` seconds, by each
+    steward whose organisation has not decided yet.
+    """
+
+    def __init__(self, network: LocalNetwork, submitters: set[str], delay: float):
+        self.network = network
+        self.submitters = submitters
+        self.delay = delay
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="demo-stewards")
+        self.thread.daemon = True
+
+    def start(self) -> None:
+        """Start approving in the background."""
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Stop approving and wait for the thread."""
+        self.stopped.set()
+        self.thread.join(timeout=10)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.network.hub_url, timeout=10) as http:
+            while not self.stopped.wait(0.3):
+                for station in self.network.stations:
+                    try:
+                        self._approve_due(http, station.steward_token)
+                    except httpx.HTTPError as exc:
+                        logger.warning("demo steward %s: %s", station.steward, exc)
+
+    def _approve_due(self, http: httpx.Client, token: str) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        me = http.get("/users/me", headers=headers).json()
+        waiting = http.get(
+            "/requests", params={"state": "awaiting_approval"}, headers=headers
+        ).json()
+        now = datetime.now(UTC)
+        for request in waiting:
+            created = datetime.fromisoformat(request["created_at"])
+            decided = {a["organisation"] for a in request["approvals"]}
+            if (
+                request["submitter"] not in self.submitters
+                or me["organisation"] in decided
+                or now - created < timedelta(seconds=self.delay)
+            ):
+                continue
+            response = http.post(
+                f"/requests/{request['id']}/approve",
+                json={"reason": AUTO_APPROVE_REASON},
+                headers=headers,
+            )
+            if response.status_code >= 400:
+                # Another steward's decision or an expiry came first.
+                logger.info(
+                    "demo steward of %s could not approve request %s: %s",
+                    me["organisation"],
+                    request["id"],
+                    response.text,
+                )
+
+
+@dataclass
+class Playground:
+    """A running playground: the network, its client config, the stewards."""
+
+    root: Path
+    network: LocalNetwork
+    config_path: Path
+    stewards: DemoStewards | None = None
+    lab: subprocess.Popen[bytes] | None = None
+    lab_url: str = ""
+    notebooks_dir: Path = field(default_factory=Path)
+
+    def environment(self) -> dict[str, str]:
+        """Return the environment for a process that should find the playground."""
+        return dict(os.environ, **{ENV_CONFIG: str(self.config_path)})
+
+    def start_lab(self, port: int = 0, open_browser: bool = False) -> str:
+        """Start JupyterLab on 127.0.0.1 in the notebooks folder; return its URL."""
+        import secrets
+
+        token = secrets.token_hex(24)
+        port = port or free_port()
+        log = (self.root / "logs" / "jupyterlab.log").open("ab")
+        self.network.log_files.append(log)
+        self.lab = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jupyterlab",
+                "--ip=127.0.0.1",
+                f"--port={port}",
+                "--port-retries=0",
+                f"--ServerApp.token={token}",
+                f"--ServerApp.root_dir={self.notebooks_dir}",
+                f"--ServerApp.open_browser={open_browser}",
+                "--LabApp.default_url=/lab/tree/descriptive_statistics.ipynb",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.environment(),
+            # Its own process group, so that Ctrl-C reaches only the
+            # playground, which then stops JupyterLab in order.
+            start_new_session=True,
+        )
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.lab.poll() is not None:
+                raise NetworkError(
+                    f"JupyterLab exited with status {self.lab.returncode}; see "
+                    f"{self.root / 'logs' / 'jupyterlab.log'}"
+                )
+            try:
+                status = httpx.get(f"{base}/api/status", params={"token": token})
+                if status.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        else:
+            raise NetworkError(f"JupyterLab did not answer on {base} in 60 s")
+        self.lab_url = f"{base}/lab?token={token}"
+        return self.lab_url
+
+    def stop(self) -> None:
+        """Stop JupyterLab, the demo stewards and every network process."""
+        if self.lab is not None and self.lab.poll() is None:
+            self.lab.send_signal(signal.SIGTERM)
+            try:
+                self.lab.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.lab.pid, signal.SIGKILL)
+                self.lab.wait()
+        if self.stewards is not None:
+            self.stewards.stop()
+        self.network.stop()
+
+
+def start_playground(
+    root: Path, auto_approve: bool = True, approve_delay: float = 2.0
+) -> Playground:
+    """Start the hub and stations, write the client config, copy the notebooks.
+
+    Raises
+    ------
+    NetworkError
+        If a process fails to start; the processes already started are
+        stopped first.
+    """
+    network = LocalNetwork(root)
+    try:
+        network.start_hub()
+        network.set_up_lung_study()
+        kim = network.call(
+            "POST",
+            "/users",
+            network.admin_token,
+            json={
+                "name": SECOND_SCIENTIST,
+                "organisation": "Research Institute",
+                "roles": ["scientist"],
+            },
+        )
+        network.start_stations()
+    except BaseException:
+        network.stop()
+        raise
+    profiles = {s.steward: s.steward_token for s in network.stations}
+    profiles[SECOND_SCIENTIST] = kim["token"]
+    config_path = root / "client.toml"
+    write_config(
+        config_path,
+        network.hub_url,
+        network.scientist_token,
+        collaboration=network.collaboration,
+        profiles=profiles,
+    )
+    notebooks_dir = root / "notebooks"
+    shutil.copytree(notebooks_source(), notebooks_dir, dirs_exist_ok=True)
+    playground = Playground(root, network, config_path, notebooks_dir=notebooks_dir)
+    if auto_approve:
+        playground.stewards = DemoStewards(network, {network.scientist}, approve_delay)
+        playground.stewards.start()
+    return playground

@@ -1,0 +1,270 @@
+"""The scientist's commands of the `linksight` command line, and the playground.
+
+Each command connects like :class:`linksight_kernel.Client`: the hub URL
+from ``--hub-url``, LINKSIGHT_HUB_URL or the config file, and the token from
+LINKSIGHT_TOKEN or the config file (never from the command line, where
+other users could read it in the process list).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import pandas as pd
+import typer
+
+from linksight.query import QueryError
+from linksight_kernel.client import DEFAULT_WAIT_SECONDS, Client
+from linksight_kernel.errors import LinksightError, RequestNotReleasedError
+from linksight_kernel.requests import organisation_table
+
+T = TypeVar("T")
+
+HubUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--hub-url", help="The hub's URL (default: LINKSIGHT_HUB_URL or the config)."
+    ),
+]
+Profile = Annotated[
+    str | None, typer.Option("--profile", help="A profile of the config file.")
+]
+Collaboration = Annotated[
+    str | None,
+    typer.Option(
+        "--collaboration",
+        "-c",
+        help="The collaboration (default: the config's, or your only one).",
+    ),
+]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _client(hub_url: str | None, profile: str | None) -> Client:
+    try:
+        return Client(hub_url, profile=profile)
+    except LinksightError as exc:
+        raise _fail(str(exc)) from exc
+
+
+def _print_frame(frame: pd.DataFrame) -> None:
+    with pd.option_context("display.width", 160, "display.max_colwidth", 60):
+        typer.echo(frame.to_string())
+
+
+def collaborations(hub_url: HubUrl = None, profile: Profile = None) -> None:
+    """List your organisation's collaborations."""
+    with _client(hub_url, profile) as client:
+        _print_frame(_run(client.collaborations))
+
+
+def datasets(
+    collaboration: Collaboration = None,
+    hub_url: HubUrl = None,
+    profile: Profile = None,
+) -> None:
+    """List a collaboration's datasets and the stations that have them."""
+    with _client(hub_url, profile) as client:
+        _print_frame(_run(lambda: client.datasets(collaboration)))
+
+
+def schema(
+    dataset: Annotated[str, typer.Argument(help="The dataset to describe.")],
+    collaboration: Collaboration = None,
+    hub_url: HubUrl = None,
+    profile: Profile = None,
+) -> None:
+    """Describe a dataset's columns: type, allowed uses, range or levels."""
+    with _client(hub_url, profile) as client:
+        _print_frame(_run(lambda: client.schema(dataset, collaboration)))
+
+
+def query(
+    text: Annotated[str, typer.Argument(help="The query, in quotes.")],
+    collaboration: Collaboration = None,
+    purpose: Annotated[
+        str | None, typer.Option(help="Why you need it; the stewards read it.")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option(help="Wait for the result, or only submit.")
+    ] = True,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for approval and computation.")
+    ] = DEFAULT_WAIT_SECONDS,
+    hub_url: HubUrl = None,
+    profile: Profile = None,
+) -> None:
+    """Submit a query and print its result, or its request id with --no-wait.
+
+    Exits 1 on a usage error, 3 if the request ends without a released
+    result (rejected, failed, or blocked by disclosure control).
+    """
+    with _client(hub_url, profile) as client:
+        request = _run(lambda: client.submit(text, collaboration, purpose))
+        if not wait:
+            typer.echo(f"submitted {request}")
+            return
+        final = _run(lambda: client.wait(request.id, timeout=timeout, progress="text"))
+        try:
+            result = client.outcome(final)
+        except RequestNotReleasedError as exc:
+            if exc.result is not None:
+                _print_frame(exc.result.checks)
+            raise _fail(str(exc), code=3) from exc
+        typer.echo(repr(result))
+
+
+def status(
+    request_id: Annotated[
+        int | None, typer.Argument(help="One request; all yours if left out.")
+    ] = None,
+    hub_url: HubUrl = None,
+    profile: Profile = None,
+) -> None:
+    """Show a request's state, approvals and stations, or list your requests."""
+    with _client(hub_url, profile) as client:
+        if request_id is None:
+            for request in _run(client.requests):
+                typer.echo(f"{request}: {request.query}")
+            return
+        request = _run(lambda: client.request(request_id))
+        typer.echo(str(request))
+        _print_frame(organisation_table(request))
+
+
+def approve(
+    request_id: Annotated[int, typer.Argument(help="The request to approve.")],
+    reason: Annotated[str, typer.Option(help="Why the request may run.")] = "",
+    hub_url: HubUrl = None,
+    profile: Profile = None,
+) -> None:
+    """Approve a request for your organisation (steward; never your own)."""
+    with _client(hub_url, profile) as client:
+        request = _run(lambda: client.approve(request_id, reason))
+        typer.echo(f"approved; {request}")
+
+
+def budget(
+    collaboration: Collaboration = None,
+    hub_url: HubUrl = None,
+    profile: Profile = None,
+) -> None:
+    """Show how many requests your query budget has left."""
+    with _client(hub_url, profile) as client:
+        body = _run(lambda: client.budget(collaboration))
+        limit = "no limit" if body["limit"] is None else f"limit {body['limit']}"
+        typer.echo(
+            f"{body['collaboration']}: {body['used']} requests in the last "
+            f"{body['period_days']} days, {limit}"
+            + ("" if body["remaining"] is None else f", {body['remaining']} left")
+        )
+
+
+def playground(
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where to keep state and logs (default: a temporary dir)."),
+    ] = None,
+    port: Annotated[int, typer.Option(help="JupyterLab's port (0: any free).")] = 0,
+    browser: Annotated[
+        bool | None,
+        typer.Option(
+            help="Open a browser on JupyterLab (default: when run in a terminal)."
+        ),
+    ] = None,
+    lab: Annotated[bool, typer.Option(help="Start JupyterLab.")] = True,
+    auto_approve: Annotated[
+        bool,
+        typer.Option(help="Let demo stewards approve sam's requests after a delay."),
+    ] = True,
+    approve_delay: Annotated[
+        float, typer.Option(help="Seconds a request of sam's waits for approval.")
+    ] = 2.0,
+) -> None:
+    """Start a hub, three stations with the lung data, and JupyterLab on 127.0.0.1.
+
+    Ctrl-C stops every process it started. The state directory is deleted
+    afterwards unless it was given with --state-dir.
+    """
+    import shutil
+    import signal
+    import tempfile
+    import time
+
+    from linksight.network import NetworkError
+    from linksight.playground import start_playground
+
+    keep = state_dir is not None
+    root = state_dir or Path(tempfile.mkdtemp(prefix="linksight-playground-"))
+    root.mkdir(parents=True, exist_ok=True)
+    # Stop in order on SIGTERM as on Ctrl-C.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    typer.echo(f"starting the hub and three stations; state and logs in {root}")
+    running = None
+    try:
+        running = start_playground(root, auto_approve, approve_delay)
+        typer.echo(f"hub: {running.network.hub_url}")
+        typer.echo(f"client config: {running.config_path}")
+        if auto_approve:
+            typer.echo(
+                f"demo stewards approve sam's requests after {approve_delay:g} s; "
+                "kim's wait for: %linksight approve ID --as steward-a"
+            )
+        if lab:
+            open_browser = sys.stdin.isatty() if browser is None else browser
+            url = running.start_lab(port, open_browser)
+            typer.echo(f"JupyterLab: {url}")
+        typer.echo("press Ctrl-C to stop every process", err=False)
+        sys.stdout.flush()
+        while True:
+            if running.lab is not None and running.lab.poll() is not None:
+                raise _fail(
+                    f"JupyterLab exited with status {running.lab.returncode}; "
+                    f"see {root / 'logs' / 'jupyterlab.log'}"
+                )
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        typer.echo("stopping")
+    except NetworkError as exc:
+        keep = True
+        raise _fail(f"{exc}; logs are in {root / 'logs'}", code=2) from exc
+    finally:
+        if running is not None:
+            running.stop()
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+        typer.echo("stopped")
+
+
+def _run(call: Callable[[], T]) -> T:
+    """Run a client call and turn user-facing errors into an exit with the message."""
+    try:
+        return call()
+    except QueryError as exc:
+        raise _fail(f"invalid query: {exc}") from exc
+    except RequestNotReleasedError:
+        raise
+    except LinksightError as exc:
+        raise _fail(str(exc)) from exc
+
+
+def register(app: typer.Typer) -> None:
+    """Add the scientist's commands and the playground to `app`."""
+    for command in (
+        collaborations,
+        datasets,
+        schema,
+        query,
+        status,
+        approve,
+        budget,
+        playground,
+    ):
+        app.command()(command)

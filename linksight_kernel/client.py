@@ -1,0 +1,471 @@
+"""The scientist's Python client of the governance hub.
+
+::
+
+    from linksight_kernel import Client
+
+    client = Client("http://127.0.0.1:8700", token)   # or Client() with a config
+    client.datasets("lung-study")
+    result = client.query(
+        "SELECT mean(age) FROM lung WHERE ph.ecog >= 1 GROUP BY sex",
+        collaboration="lung-study",
+        purpose="age by sex in patients with symptoms",
+    )
+    result.df
+
+A query is parsed and checked against the collaboration's dataset schemas
+before it is sent, so a mistyped column is reported at once, with the
+closest name. The hub checks it again against the collaboration's rules.
+Only schemas (names, types, allowed uses) are ever shown, never values.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+
+from linksight.query import QuerySpec, parse_query
+from linksight.schema import ColumnSchema, DatasetSchema
+from linksight_kernel.config import Connection, resolve_connection
+from linksight_kernel.errors import (
+    AuthenticationError,
+    DisclosureBlockedError,
+    HubError,
+    HubUnreachableError,
+    LinksightError,
+    NotFoundError,
+    PermissionDeniedError,
+    RequestFailedError,
+    RequestRejectedError,
+    WaitTimeoutError,
+)
+from linksight_kernel.progress import ProgressMode, start_progress
+from linksight_kernel.requests import STATES_WITH_RESULT, Request
+from linksight_kernel.results import Result
+
+logger = logging.getLogger("linksight.client")
+
+DEFAULT_PURPOSE = "interactive analysis (no purpose given)"
+DEFAULT_WAIT_SECONDS = 600.0
+POLL_SECONDS = 0.5
+
+_ERRORS_BY_STATUS: dict[int, type[HubError]] = {
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+}
+
+
+def allowed_uses(column: ColumnSchema) -> str:
+    """Return how a query may use `column`, as the hub's rules allow."""
+    if column.role == "identifier":
+        return "link only"
+    uses = []
+    if column.is_numeric:
+        uses.append("statistic")
+    if column.type == "categorical":
+        uses.append("group by")
+    uses.append("filter")
+    return ", ".join(uses)
+
+
+def _domain(column: ColumnSchema) -> str:
+    if column.levels is not None:
+        return "levels " + ", ".join(map(str, column.levels))
+    if column.min is not None and column.max is not None:
+        low, high = column.min, column.max
+        if column.type == "integer":
+            low, high = int(low), int(high)
+        return f"{low} to {high}"
+    return ""
+
+
+class Client:
+    """A connection to a governance hub as one user.
+
+    Parameters
+    ----------
+    hub_url, token
+        The hub and your token. Either may be left out and come from
+        LINKSIGHT_HUB_URL and LINKSIGHT_TOKEN, or from the config file
+        (LINKSIGHT_CONFIG or ``~/.config/linksight/client.toml``).
+    profile
+        A profile of the config file to connect as, such as a steward's.
+    collaboration
+        The collaboration used when a call names none. Defaults to the
+        config file's, or to your only collaboration.
+    purpose
+        The purpose recorded with each request that states none.
+    timeout
+        Seconds to wait for each HTTP call.
+    """
+
+    def __init__(
+        self,
+        hub_url: str | None = None,
+        token: str | None = None,
+        *,
+        profile: str | None = None,
+        config_path: str | Path | None = None,
+        collaboration: str | None = None,
+        purpose: str | None = None,
+        timeout: float = 30.0,
+    ):
+        path = Path(config_path).expanduser() if config_path else None
+        self.connection: Connection = resolve_connection(
+            hub_url, token, profile=profile, path=path
+        )
+        self.collaboration = collaboration or self.connection.collaboration
+        self.purpose = purpose or DEFAULT_PURPOSE
+        self._http = httpx.Client(
+            base_url=self.connection.hub_url,
+            headers={"Authorization": f"Bearer {self.connection.token}"},
+            timeout=timeout,
+        )
+
+    @property
+    def hub_url(self) -> str:
+        """The hub's base URL."""
+        return self.connection.hub_url
+
+    def __repr__(self) -> str:
+        profile = (
+            f", profile={self.connection.profile!r}" if self.connection.profile else ""
+        )
+        return f"Client(hub_url={self.hub_url!r}{profile})"
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def as_profile(self, profile: str) -> Client:
+        """Return a client for another profile of the same config file."""
+        return Client(
+            profile=profile,
+            config_path=self.connection.config_path,
+            collaboration=self.collaboration,
+        )
+
+    # HTTP
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise HubUnreachableError(
+                f"the hub at {self.hub_url} did not answer ({exc}); check that "
+                "it runs and that the URL is right"
+            ) from exc
+        if response.status_code < 400:
+            return response.json()
+        try:
+            detail = response.json().get("detail", {})
+        except ValueError:
+            detail = {}
+        if not isinstance(detail, dict):
+            detail = {"message": str(detail)}
+        code = str(detail.get("code", f"http_{response.status_code}"))
+        message = str(detail.get("message", response.text))
+        error_class = _ERRORS_BY_STATUS.get(response.status_code, HubError)
+        raise error_class(response.status_code, code, message, detail)
+
+    # Who and what
+
+    def me(self) -> dict[str, Any]:
+        """Return the caller's name, organisation and roles."""
+        return dict(self._call("GET", "/users/me"))
+
+    def collaborations(self) -> pd.DataFrame:
+        """List the collaborations of your organisation and their members."""
+        rows = [
+            {"collaboration": c["name"], "members": ", ".join(c["members"])}
+            for c in self._call("GET", "/collaborations")
+        ]
+        return pd.DataFrame(rows, columns=["collaboration", "members"])
+
+    def default_collaboration(self, collaboration: str | None = None) -> str:
+        """Return `collaboration`, the client's default, or your only one.
+
+        Raises
+        ------
+        LinksightError
+            If none is given and you are a member of none or of several.
+        """
+        if collaboration or self.collaboration:
+            return str(collaboration or self.collaboration)
+        names = [c["name"] for c in self._call("GET", "/collaborations")]
+        if len(names) == 1:
+            return str(names[0])
+        if not names:
+            raise LinksightError(
+                "your organisation is a member of no collaboration; ask the hub "
+                "admin to add it to one"
+            )
+        raise LinksightError(
+            f"choose a collaboration: you are a member of {', '.join(names)}; "
+            "pass collaboration=NAME (or --collaboration NAME)"
+        )
+
+    def schemas(self, collaboration: str | None = None) -> dict[str, DatasetSchema]:
+        """Return the schema of each dataset of a collaboration, by name."""
+        name = self.default_collaboration(collaboration)
+        datasets = self._call("GET", f"/collaborations/{name}/datasets")
+        return {d["name"]: DatasetSchema.model_validate(d["schema"]) for d in datasets}
+
+    def datasets(self, collaboration: str | None = None) -> pd.DataFrame:
+        """List a collaboration's datasets: stations, column count, description."""
+        name = self.default_collaboration(collaboration)
+        rows = []
+        for dataset in self._call("GET", f"/collaborations/{name}/datasets"):
+            schema = DatasetSchema.model_validate(dataset["schema"])
+            rows.append(
+                {
+                    "dataset": dataset["name"],
+                    "stations": ", ".join(dataset["stations"]),
+                    "columns": len(schema.columns),
+                    "description": schema.description,
+                }
+            )
+        return pd.DataFrame(
+            rows, columns=["dataset", "stations", "columns", "description"]
+        )
+
+    def schema(self, dataset: str, collaboration: str | None = None) -> pd.DataFrame:
+        """Describe a dataset's columns: type, allowed uses, range or levels.
+
+        Raises
+        ------
+        NotFoundError
+            If the collaboration has no such dataset; the message names the
+            closest one.
+        """
+        schemas = self.schemas(collaboration)
+        if dataset not in schemas:
+            import difflib
+
+            close = difflib.get_close_matches(dataset, list(schemas), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            available = ", ".join(sorted(schemas)) or "none"
+            raise NotFoundError(
+                404,
+                "not_found",
+                f"dataset {dataset!r} not found{hint}; available: {available}",
+                {},
+            )
+        rows = [
+            {
+                "column": column.name,
+                "type": column.type,
+                "allowed uses": allowed_uses(column),
+                "values": _domain(column),
+                "missing allowed": column.nullable,
+                "description": column.description,
+            }
+            for column in schemas[dataset].columns
+        ]
+        return pd.DataFrame(rows).set_index("column")
+
+    def budget(self, collaboration: str | None = None) -> dict[str, Any]:
+        """Return your query budget in a collaboration: limit, used, remaining."""
+        name = self.default_collaboration(collaboration)
+        return dict(self._call("GET", f"/collaborations/{name}/budget"))
+
+    # Requests
+
+    def check(self, query: str, collaboration: str | None = None) -> QuerySpec:
+        """Parse `query` and check it against the collaboration's schemas.
+
+        Raises
+        ------
+        linksight.query.QueryError
+            With the position of the mistake and the closest name.
+        """
+        return parse_query(query, self.schemas(collaboration))
+
+    def submit(
+        self,
+        query: str,
+        collaboration: str | None = None,
+        purpose: str | None = None,
+    ) -> Request:
+        """Check `query`, submit it, and return the new request.
+
+        A request that breaks a collaboration rule comes back in state
+        ``rejected`` with the rule in ``rejection``; :meth:`wait` and
+        :meth:`query` raise for it.
+        """
+        name = self.default_collaboration(collaboration)
+        self.check(query, name)
+        body = self._call(
+            "POST",
+            "/requests",
+            json={
+                "collaboration": name,
+                "query": query,
+                "purpose": purpose or self.purpose,
+            },
+        )
+        request = Request.from_json(body)
+        logger.info("submitted request %s in %s", request.id, name)
+        return request
+
+    def request(self, request_id: int) -> Request:
+        """Return the current state of a request."""
+        return Request.from_json(self._call("GET", f"/requests/{int(request_id)}"))
+
+    def requests(self, state: str | None = None) -> list[Request]:
+        """List the requests you may see, oldest first, optionally in one state."""
+        params = {"state": state} if state else None
+        return [
+            Request.from_json(body)
+            for body in self._call("GET", "/requests", params=params)
+        ]
+
+    def wait(
+        self,
+        request_id: int,
+        timeout: float = DEFAULT_WAIT_SECONDS,
+        progress: ProgressMode = "auto",
+    ) -> Request:
+        """Wait until a request is final, showing its progress, and return it.
+
+        Raises
+        ------
+        WaitTimeoutError
+            If it is not final after `timeout` seconds. The request goes on;
+            wait again or revoke it.
+        """
+        request = self.request(request_id)
+        display = start_progress(request, progress)
+        deadline = time.monotonic() + timeout
+        try:
+            while not request.finished:
+                if time.monotonic() > deadline:
+                    raise WaitTimeoutError(
+                        f"request {request.id} is still {request.state} after "
+                        f"{timeout:g} s; wait again with wait({request.id}) or "
+                        f"revoke it with revoke({request.id})",
+                        request,
+                    )
+                time.sleep(POLL_SECONDS)
+                request = self.request(request_id)
+                display.update(request)
+        finally:
+            display.close(request)
+        return request
+
+    def result(self, request_id: int) -> Result:
+        """Return the result of a completed or blocked request.
+
+        Raises
+        ------
+        HubError
+            With code ``not_ready`` if the request has no result yet.
+        """
+        request = self.request(request_id)
+        body = self._call("GET", f"/requests/{int(request_id)}/result")
+        return Result.from_json(body, request.collaboration)
+
+    def outcome(self, request: Request) -> Result:
+        """Return the released result of a final request, or raise why there is none.
+
+        Raises
+        ------
+        DisclosureBlockedError
+            If disclosure control blocked the output; ``error.result`` has
+            the checks.
+        RequestRejectedError
+            If a rule or a steward rejected it, or it was revoked or expired.
+        RequestFailedError
+            If the stations failed to compute it.
+        """
+        if request.state in STATES_WITH_RESULT:
+            result = self.result(request.id)
+            if result.released:
+                return result
+            raise DisclosureBlockedError(
+                f"request {request.id}: {result.blocked_message}",
+                request,
+                result,
+            )
+        if request.state == "rejected":
+            rejection = request.rejection or {}
+            raise RequestRejectedError(
+                f"request {request.id} was rejected by rule "
+                f"{rejection.get('rule')}: {rejection.get('message')}",
+                request,
+            )
+        if request.state in ("revoked", "expired"):
+            raise RequestRejectedError(
+                f"request {request.id} was {request.state} before it ran; "
+                "submit it again",
+                request,
+            )
+        if request.state == "failed":
+            raise RequestFailedError(
+                f"request {request.id} failed: {request.error}; nothing was "
+                "revealed, so submitting it again is safe",
+                request,
+            )
+        raise WaitTimeoutError(
+            f"request {request.id} is still {request.state}; wait for it first",
+            request,
+        )
+
+    def query(
+        self,
+        query: str,
+        collaboration: str | None = None,
+        purpose: str | None = None,
+        timeout: float = DEFAULT_WAIT_SECONDS,
+        progress: ProgressMode = "auto",
+    ) -> Result:
+        """Submit a query, wait for approval and the computation, return the result.
+
+        Raises
+        ------
+        linksight.query.QueryError
+            If the query does not parse or fit the schemas; nothing is sent.
+        DisclosureBlockedError, RequestRejectedError, RequestFailedError
+            If the request ends without a released result, as :meth:`outcome`.
+        WaitTimeoutError
+            If it is not final within `timeout` seconds.
+        """
+        request = self.submit(query, collaboration, purpose)
+        if not request.finished:
+            request = self.wait(request.id, timeout=timeout, progress=progress)
+        return self.outcome(request)
+
+    # Decisions (stewards) and withdrawal
+
+    def approve(self, request_id: int, reason: str = "") -> Request:
+        """Approve a request for your organisation (steward)."""
+        body = self._call(
+            "POST", f"/requests/{int(request_id)}/approve", json={"reason": reason}
+        )
+        return Request.from_json(body)
+
+    def reject(self, request_id: int, reason: str) -> Request:
+        """Reject a request for your organisation, with a reason (steward)."""
+        body = self._call(
+            "POST", f"/requests/{int(request_id)}/reject", json={"reason": reason}
+        )
+        return Request.from_json(body)
+
+    def revoke(self, request_id: int, reason: str = "") -> Request:
+        """Withdraw a request that has not started running."""
+        body = self._call(
+            "POST", f"/requests/{int(request_id)}/revoke", json={"reason": reason}
+        )
+        return Request.from_json(body)

@@ -1,0 +1,252 @@
+"""Results of federated queries: the figures, the n behind each, and the checks.
+
+A :class:`Result` wraps the document the stations agreed on and the hub
+released. Its figures are pooled over every station; no station's own part
+is ever in it. A blocked result has no figures, only the disclosure checks
+and the message of the rule that failed.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+
+@dataclass(frozen=True)
+class Result:
+    """A released or blocked result of one request.
+
+    Attributes
+    ----------
+    request_id
+        The hub's id of the request.
+    collaboration
+        The collaboration the request ran in.
+    query
+        The query as the stations ran it, in canonical form.
+    status
+        "released" or "blocked".
+    document
+        The whole result document the stations produced.
+    audit_seq
+        Sequence number of the hub's audit record of the release, which
+        holds the SHA-256 of the document and each check's outcome.
+    """
+
+    request_id: int
+    collaboration: str
+    query: str
+    status: str
+    document: dict[str, Any]
+    audit_seq: int
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any], collaboration: str) -> Result:
+        """Build a result from the hub's ``GET /requests/{id}/result`` body."""
+        document = body["result"]
+        return cls(
+            request_id=body["request_id"],
+            collaboration=collaboration,
+            query=document.get("query", ""),
+            status=document.get("status", ""),
+            document=document,
+            audit_seq=body["audit_seq"],
+        )
+
+    @property
+    def released(self) -> bool:
+        """Whether the figures passed disclosure control and are present."""
+        return self.status == "released"
+
+    @property
+    def group_by(self) -> list[str]:
+        """The grouping columns, in order."""
+        return list(self.document.get("group_by", []))
+
+    @property
+    def statistics(self) -> list[str]:
+        """The statistic columns, such as ``count(*)`` and ``mean(age)``."""
+        columns = self.document.get("columns", [])
+        return [c for c in columns if c not in self.group_by and not c.endswith(".n")]
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The statistics and their n, one row per group, as the hub sent them."""
+        rows = self.document.get("rows", [])
+        # A blocked result has no columns at all, but keeps its grouping.
+        columns = self.document.get("columns") or self.group_by
+        frame = pd.DataFrame(rows, columns=columns)
+        return frame.set_index(self.group_by) if self.group_by else frame
+
+    @property
+    def df(self) -> pd.DataFrame:
+        """The statistics, one row per group; for a crosstab, a two-way table.
+
+        Empty for a blocked result.
+        """
+        frame = self.table[self.statistics]
+        if self.document.get("kind") == "crosstab" and not frame.empty:
+            return frame["count(*)"].unstack(self.group_by[1])
+        return frame
+
+    @property
+    def n(self) -> pd.DataFrame:
+        """The number of persons behind each figure of :attr:`df`.
+
+        A count is its own n; a sum, mean or variance has the number of
+        non-missing values it rests on.
+        """
+        table = self.table
+        counts = {}
+        for column in self.statistics:
+            source = f"{column}.n" if f"{column}.n" in table else column
+            counts[column] = table[source]
+        frame = pd.DataFrame(counts, index=table.index)
+        if self.document.get("kind") == "crosstab" and not frame.empty:
+            return frame["count(*)"].unstack(self.group_by[1])
+        return frame
+
+    @property
+    def checks(self) -> pd.DataFrame:
+        """Every disclosure check: rule, statistic, cell and whether it passed."""
+        rows = []
+        for check in self.document.get("checks", []):
+            cell = ", ".join(f"{k}={v}" for k, v in check.get("cell", {}).items())
+            rows.append(
+                {
+                    "rule": check.get("rule"),
+                    "statistic": check.get("statistic"),
+                    "cell": cell or "all rows",
+                    "passed": bool(check.get("passed")),
+                }
+            )
+        return pd.DataFrame(rows, columns=["rule", "statistic", "cell", "passed"])
+
+    @property
+    def blocked_rule(self) -> str | None:
+        """The disclosure rule that blocked the output, or None."""
+        blocked = self.document.get("blocked") or {}
+        return blocked.get("rule")
+
+    @property
+    def blocked_message(self) -> str | None:
+        """Which figures failed which rule, and how to change the query."""
+        blocked = self.document.get("blocked") or {}
+        return blocked.get("message")
+
+    @property
+    def stations(self) -> list[str]:
+        """The stations that computed the result together."""
+        return list(self.document.get("stations", []))
+
+    @property
+    def sha256(self) -> str:
+        """The SHA-256 that the hub's audit record stores for this document."""
+        return str(self.document.get("sha256", ""))
+
+    @property
+    def audit_reference(self) -> str:
+        """Where the release is recorded: the hub's audit record number."""
+        return f"hub audit record {self.audit_seq}"
+
+    def _summary(self) -> str:
+        checks = self.checks
+        passed = int(checks["passed"].sum())
+        return (
+            f"request {self.request_id} in {self.collaboration}: {self.status}; "
+            f"{passed} of {len(checks)} disclosure checks passed; "
+            f"{self.audit_reference}"
+        )
+
+    def __repr__(self) -> str:
+        lines = [self._summary(), f"query: {self.query}"]
+        if self.released:
+            lines.append(self.table.to_string())
+        else:
+            lines.append(self.blocked_message or "")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        parts = [
+            f"<p><b>{html.escape(self._summary())}</b><br>",
+            f"<code>{html.escape(self.query)}</code></p>",
+        ]
+        if self.released:
+            parts.append(self.table.to_html())
+            parts.append(
+                "<p>Every figure rests on at least "
+                f"{self.document.get('min_count')} persons; the <code>.n</code> "
+                "columns give the number behind each statistic.</p>"
+            )
+        else:
+            parts.append(f"<p>{html.escape(self.blocked_message or '')}</p>")
+            failed = self.checks[~self.checks["passed"]]
+            parts.append(failed.to_html(index=False))
+        return "".join(parts)
+
+    def plot(
+        self, statistic: str | None = None, ax: Axes | None = None, **kwargs: Any
+    ) -> Axes:
+        """Draw one statistic as a bar per group, with the n above each bar.
+
+        A crosstab is drawn as grouped bars of its two-way table. Extra
+        keyword arguments go to :meth:`pandas.Series.plot.bar`.
+
+        Parameters
+        ----------
+        statistic
+            The column to draw, such as ``mean(age)``; by default the first.
+        ax
+            The axes to draw on; by default a new figure's.
+
+        Raises
+        ------
+        ValueError
+            If the result was blocked, so there is nothing to draw, or
+            `statistic` is not one of its columns.
+        """
+        if not self.released:
+            raise ValueError(
+                f"request {self.request_id} was blocked by disclosure control "
+                f"(rule {self.blocked_rule}), so it has no figures to plot; "
+                "change the query as its message says"
+            )
+        import matplotlib.pyplot as plt
+
+        column = statistic or self.statistics[0]
+        if column not in self.statistics:
+            raise ValueError(
+                f"{column!r} is not a statistic of request {self.request_id}; "
+                f"choose one of {', '.join(self.statistics)}"
+            )
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 4))
+        frame = self.df
+        if self.document.get("kind") == "crosstab":
+            frame.plot.bar(ax=ax, **kwargs)
+            ax.set_ylabel("count")
+            ax.legend(title=self.group_by[1])
+        else:
+            series = frame[column]
+            series.plot.bar(ax=ax, **kwargs)
+            ax.set_ylabel(column)
+            counts = self.n[column]
+            for index, (value, count) in enumerate(zip(series, counts, strict=True)):
+                ax.annotate(
+                    f"n={count}",
+                    (index, value),
+                    ha="center",
+                    va="bottom",
+                    fontsize="small",
+                )
+        ax.set_title(self.query, fontsize="small")
+        if not self.group_by:
+            ax.set_xticklabels([""])
+        ax.figure.tight_layout()
+        return ax

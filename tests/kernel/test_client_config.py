@@ -1,0 +1,124 @@
+"""Where the client finds its hub URL and token, and what it refuses."""
+
+from __future__ import annotations
+
+import pytest
+
+from linksight_kernel.config import (
+    ENV_CONFIG,
+    ENV_HUB_URL,
+    ENV_TOKEN,
+    read_config,
+    resolve_connection,
+    write_config,
+)
+from linksight_kernel.errors import ConfigError
+
+
+@pytest.fixture
+def clean_environment(monkeypatch, tmp_path):
+    for name in (ENV_CONFIG, ENV_HUB_URL, ENV_TOKEN):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture
+def config_file(tmp_path, clean_environment):
+    path = tmp_path / "client.toml"
+    write_config(
+        path,
+        "http://127.0.0.1:8700",
+        "file-token",
+        collaboration="lung-study",
+        profiles={"steward-a": "steward-token"},
+    )
+    return path
+
+
+def test_written_config_is_private(config_file):
+    assert config_file.stat().st_mode & 0o777 == 0o600
+    config = read_config(config_file)
+    assert config.hub_url == "http://127.0.0.1:8700"
+    assert config.token == "file-token"
+    assert config.profiles == {"steward-a": {"token": "steward-token"}}
+
+
+def test_argument_wins_over_environment(config_file, monkeypatch):
+    monkeypatch.setenv(ENV_TOKEN, "env-token")
+    connection = resolve_connection("http://h:1", "arg-token", path=config_file)
+    assert connection.hub_url == "http://h:1"
+    assert connection.token == "arg-token"
+
+
+def test_environment_wins_over_file(config_file, monkeypatch):
+    monkeypatch.setenv(ENV_TOKEN, "env-token")
+    connection = resolve_connection(path=config_file)
+    assert connection.token == "env-token"
+    assert connection.hub_url == "http://127.0.0.1:8700"
+    assert connection.collaboration == "lung-study"
+
+
+def test_profile_token_wins_over_environment(config_file, monkeypatch):
+    monkeypatch.setenv(ENV_TOKEN, "env-token")
+    connection = resolve_connection(profile="steward-a", path=config_file)
+    assert connection.token == "steward-token"
+
+
+def test_config_found_through_variable(config_file, monkeypatch):
+    monkeypatch.setenv(ENV_CONFIG, str(config_file))
+    assert resolve_connection().token == "file-token"
+
+
+def test_token_never_in_repr(config_file):
+    connection = resolve_connection(path=config_file)
+    assert "file-token" not in repr(connection)
+    assert "file-token" not in repr(read_config(config_file))
+
+
+def test_missing_url_message(clean_environment):
+    with pytest.raises(ConfigError) as caught:
+        resolve_connection(token="t")
+    assert str(caught.value) == (
+        "no hub URL: pass it (Client('http://HOST:PORT') or %linksight connect "
+        "URL), set LINKSIGHT_HUB_URL, or write hub_url in "
+        "~/.config/linksight/client.toml"
+    )
+
+
+def test_missing_token_message(clean_environment):
+    with pytest.raises(ConfigError) as caught:
+        resolve_connection("http://h:1")
+    assert str(caught.value) == (
+        "no token for http://h:1: pass token=..., set LINKSIGHT_TOKEN, or write "
+        "token in ~/.config/linksight/client.toml; the hub admin gives you a token"
+    )
+
+
+def test_readable_config_rejected(config_file):
+    config_file.chmod(0o644)
+    with pytest.raises(ConfigError) as caught:
+        read_config(config_file)
+    assert str(caught.value) == (
+        f"config file {config_file} has mode -rw-r--r--, so other users can read "
+        f"its tokens; run: chmod 600 {config_file}"
+    )
+
+
+def test_unknown_profile_lists_profiles(config_file):
+    with pytest.raises(ConfigError) as caught:
+        resolve_connection(profile="steward-z", path=config_file)
+    assert str(caught.value) == (
+        f"profile 'steward-z' not found in config file {config_file}; "
+        "profiles: steward-a"
+    )
+
+
+def test_missing_config_variable_target(clean_environment, monkeypatch, tmp_path):
+    missing = tmp_path / "nowhere.toml"
+    monkeypatch.setenv(ENV_CONFIG, str(missing))
+    with pytest.raises(ConfigError) as caught:
+        resolve_connection()
+    assert str(caught.value) == (
+        f"LINKSIGHT_CONFIG names {missing}, which does not exist; correct the "
+        "variable or unset it"
+    )
