@@ -29,7 +29,9 @@ name, suggests the closest dataset, column or function.
 from __future__ import annotations
 
 import difflib
+import math
 import re
+import sys
 from dataclasses import dataclass
 from typing import Annotated, Literal, Union
 
@@ -255,6 +257,8 @@ class _Token:
         return None
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+
 _TOKEN_PATTERN = re.compile(
     r"""
     (?P<space>\s+)
@@ -279,6 +283,13 @@ def _tokenize(text: str) -> list[_Token]:
         kind = match.lastgroup or ""
         value = match.group()
         if kind == "quoted":
+            if value == "``":
+                raise QueryError(
+                    "empty name ``: write the column or dataset name between the "
+                    "backticks",
+                    position,
+                    text,
+                )
             tokens.append(_Token("name", value[1:-1], position, quoted=True))
         elif kind == "string":
             tokens.append(_Token("string", value[1:-1], position))
@@ -685,8 +696,16 @@ class _Parser:
         token = self.current
         value: Literal_
         if token.kind == "number":
-            is_integer = re.fullmatch(r"-?\d+", token.text) is not None
-            value = int(token.text) if is_integer else float(token.text)
+            number = _number_value(token.text)
+            if number is None:
+                excerpt = token.text
+                if len(excerpt) > 24:
+                    excerpt = excerpt[:20] + "..."
+                raise self.error(
+                    f"the number {excerpt} is out of range: numbers in a query must "
+                    "lie between -1.8e308 and 1.8e308, the range of a 64-bit float"
+                )
+            value = number
         elif token.kind == "string":
             value = token.text
         else:
@@ -832,12 +851,34 @@ def format_query(spec: QuerySpec) -> str:
     return text
 
 
+def _number_value(text: str) -> int | float | None:
+    """Return the value of a number token, or None beyond the float range."""
+    if re.fullmatch(r"-?\d+", text) is None:
+        value = float(text)
+        return value if math.isfinite(value) else None
+    digits = text.removeprefix("-").lstrip("0") or "0"
+    # int() rejects texts of more than 4,300 digits, and 310 digits are
+    # already beyond the float range, so a longer text is never converted.
+    if len(digits) > len(str(int(sys.float_info.max))):
+        return None
+    integer = -int(digits) if text.startswith("-") else int(digits)
+    return integer if abs(integer) <= sys.float_info.max else None
+
+
 def _name(name: str) -> str:
-    return f"`{name}`" if name.lower() in KEYWORDS else name
+    # Backticks keep a keyword, or a name that only a quoted token can hold
+    # (one with a space or a colon, say), a single name.
+    if name.lower() in KEYWORDS or _PLAIN_NAME.fullmatch(name) is None:
+        return f"`{name}`"
+    return name
 
 
 def _format_literal(value: Literal_) -> str:
-    return f"'{value}'" if isinstance(value, str) else repr(value)
+    if not isinstance(value, str):
+        return repr(value)
+    # A parsed string never contains both quote characters: the tokenizer
+    # ends a string at the first quote that matches its opening one.
+    return f'"{value}"' if "'" in value else f"'{value}'"
 
 
 def _format_filter(node: Filter, top: bool = False) -> str:
