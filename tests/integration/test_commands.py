@@ -52,6 +52,9 @@ state_dir = "state"
 hub_url = "http://127.0.0.1:9"
 hub_public_key = "{"A" * 43}="
 
+[mpc]
+allow_plaintext = true
+
 [[datasets]]
 name = "lung"
 schema = "{lung_schema_path().as_posix()}"

@@ -118,7 +118,7 @@ def test_tls_rejects_certificate_of_other_ca(tmp_path, authority):
     other = CertificateAuthority.create(tmp_path / "other-ca", "elsewhere")
     credentials = [_issue(authority, tmp_path, f"station-{i}") for i in range(2)]
     credentials.append(_issue(other, tmp_path / "other", "station-2"))
-    outputs = _run(tmp_path, credentials, authority.certificate_path, timeout=6)
+    outputs = _run(tmp_path, credentials, authority.certificate_path, timeout=10)
     assert not any(o["ok"] for o in outputs)
     assert "station-2" in outputs[0]["error"]
 
