@@ -42,7 +42,8 @@ def summary_line(request: Request, seconds: float) -> str:
     """Return the closing line: final state, time taken, approvers, stations."""
     line = f"request {request.id}: {request.state} after {seconds:.1f} s"
     if request.approved_by:
-        line += f"; approved by {', '.join(request.approved_by)}"
+        # Sorted, because stewards approve in any order.
+        line += f"; approved by {', '.join(sorted(set(request.approved_by)))}"
     if request.stations_finished:
         line += f"; computed by {', '.join(request.stations_finished)}"
     return line
