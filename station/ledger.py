@@ -1,12 +1,16 @@
-"""The station's own database: its audit chain and the tasks it has handled."""
+"""The station's own database: its audit chain, the tasks it has handled, and
+the figures of the overlap queries it released."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     Column,
+    Integer,
     MetaData,
     String,
     Table,
@@ -41,6 +45,19 @@ class StationLedger:
             Column("state", String(20), nullable=False),
             Column("error", Text, nullable=True),
             Column("updated_at", String(40), nullable=False),
+        )
+        # Released overlap figures, for the differencing check of later
+        # queries. They were opened to every party and to the scientist, so
+        # keeping them here reveals nothing new to this station.
+        self.overlap_releases = Table(
+            "overlap_releases",
+            metadata,
+            Column("seq", Integer, primary_key=True, autoincrement=True),
+            Column("collaboration", String(100), nullable=False, index=True),
+            Column("dataset", String(100), nullable=False),
+            Column("request_id", String(64), nullable=False),
+            Column("figures", Text, nullable=False),
+            Column("released_at", String(40), nullable=False),
         )
         self.audit = AuditLog(self.engine, audit_table(metadata))
         metadata.create_all(self.engine)
@@ -77,3 +94,40 @@ class StationLedger:
                         updated_at=now,
                     )
                 )
+
+    def record_overlap_release(
+        self,
+        collaboration: str,
+        dataset: str,
+        request_id: str,
+        figures: dict[str, int],
+    ) -> None:
+        """Keep the released figures of an overlap query, by figure key."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                insert(self.overlap_releases).values(
+                    collaboration=collaboration,
+                    dataset=dataset,
+                    request_id=request_id,
+                    figures=json.dumps(figures, sort_keys=True),
+                    released_at=datetime.now(UTC).isoformat(),
+                )
+            )
+
+    def overlap_releases_for(
+        self, collaboration: str, dataset: str, limit: int
+    ) -> list[dict[str, Any]]:
+        """Return the newest `limit` released overlap answers, newest first."""
+        table = self.overlap_releases
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(table.c.request_id, table.c.figures)
+                .where(table.c.collaboration == collaboration)
+                .where(table.c.dataset == dataset)
+                .order_by(table.c.seq.desc())
+                .limit(limit)
+            ).all()
+        return [
+            {"request_id": row.request_id, "figures": json.loads(row.figures)}
+            for row in rows
+        ]

@@ -1,9 +1,10 @@
 """Execute one signed task at this station.
 
 Steps: verify the hub's signature, check the task against this station's
-local policy and the collaboration rules, compute the local aggregates, run
-this station's MPC party as a separate process under a deadline, and report
-the checked result to the hub. Every step is written to the station's own
+local policy and the collaboration rules, compute the local aggregates (or,
+for an overlap query, the local identifier lists), run this station's MPC
+party as a separate process under a deadline, and report the checked result
+to the hub. Every step is written to the station's own
 audit chain. A refusal or failure here is reported to the hub, which fails
 the request for every station.
 """
@@ -16,6 +17,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,6 @@ from linksight import signing
 from linksight.rules import CollaborationRules, check_query
 from linksight.tasks import TaskSpec
 from station.aggregates import (
-    Layout,
     build_layout,
     compute_local_vector,
     fixed_point_size,
@@ -33,8 +35,15 @@ from station.aggregates import (
 from station.config import StationConfig
 from station.hub_client import HubError, StationHubClient
 from station.ledger import TERMINAL_STATES, StationLedger
+from station.overlap_lists import compute_overlap_lists
+from station.overlap_task import (
+    HISTORY_LIMIT,
+    build_overlap_result,
+    party_input,
+    released_figures,
+)
 from station.result import build_result
-from station.store import DatasetStore
+from station.store import DatasetStore, DatasetVersion
 
 logger = logging.getLogger("linksight.station")
 
@@ -50,6 +59,19 @@ class TaskRefused(Exception):
 
 class TaskFailed(Exception):
     """The task could not be completed at this station."""
+
+
+@dataclass
+class PreparedTask:
+    """A verified task with this station's part computed, ready for MPC."""
+
+    task: TaskSpec
+    party_input: dict[str, Any]
+    build_result: Callable[[dict[str, Any]], dict[str, Any]]
+    # What the log says about the party input, such as "12 slots, f=64".
+    summary: str
+    # Called with the party output and the result once the result is built.
+    after_result: Callable[[dict[str, Any], dict[str, Any]], None] | None = None
 
 
 class TaskRunner:
@@ -99,7 +121,7 @@ class TaskRunner:
 
         try:
             task = self._verify(signed)
-            layout, vector, own_vector, fraction_bits = self._prepare(task)
+            prepared = self._prepare(task)
         except TaskRefused as refusal:
             logger.warning("task %s refused: %s", task_id, refusal)
             self._audit("task_refused", "refused", raw_task, reason=str(refusal))
@@ -112,7 +134,7 @@ class TaskRunner:
         self._report(task_id, "started")
         started = time.monotonic()
         try:
-            output = self._run_party(task, layout, vector, own_vector, fraction_bits)
+            output = self._run_party(prepared)
         except TaskFailed as failure:
             logger.error("task %s failed: %s", task_id, failure)
             self._audit("task_failed", "failure", raw_task, error=str(failure))
@@ -120,7 +142,9 @@ class TaskRunner:
             self._report(task_id, "failed", error=str(failure))
             return
 
-        result = build_result(task, layout, output)
+        result = prepared.build_result(output)
+        if prepared.after_result is not None:
+            prepared.after_result(output, result)
         seconds = time.monotonic() - started
         logger.info(
             "task %s completed: request %s, status %s, %.2f s (MPC %.2f s)",
@@ -169,7 +193,13 @@ class TaskRunner:
         except ValidationError as error:
             raise TaskRefused(f"the task is malformed: {error}") from error
 
-    def _prepare(self, task: TaskSpec) -> tuple[Layout, list[float], list[float], int]:
+    def _prepare(self, task: TaskSpec) -> PreparedTask:
+        current = self._check_policy(task)
+        if task.query.kind == "overlap":
+            return self._prepare_overlap(task, current)
+        return self._prepare_aggregate(task, current)
+
+    def _check_policy(self, task: TaskSpec) -> DatasetVersion:
         names = [party.station for party in task.parties]
         if self.config.station.name not in names:
             raise TaskRefused(
@@ -209,10 +239,16 @@ class TaskRunner:
             min_count=task.disclosure.min_count,
             allowed_analyses=policy.allowed_analyses,
         )
-        violation = check_query(task.query, current.schema, rules, len(task.parties))
+        violation = check_query(
+            task.query, current.schema, rules, len(task.parties), names
+        )
         if violation is not None:
             raise TaskRefused(f"rule {violation.rule}: {violation.message}")
+        return current
 
+    def _prepare_aggregate(
+        self, task: TaskSpec, current: DatasetVersion
+    ) -> PreparedTask:
         layout = build_layout(task.query, current.schema)
         try:
             vector = compute_local_vector(task.query, layout, current.path)
@@ -221,23 +257,8 @@ class TaskRunner:
         mine = self.config.station.organisation == task.requester_organisation
         own_vector = vector if mine else [0.0] * len(vector)
         fraction_bits = fixed_point_size(task.query, current.schema, len(task.parties))
-        return layout, vector, own_vector, fraction_bits
-
-    def _run_party(
-        self,
-        task: TaskSpec,
-        layout: Layout,
-        vector: list[float],
-        own_vector: list[float],
-        fraction_bits: int,
-    ) -> dict[str, Any]:
-        index = [p.station for p in task.parties].index(self.config.station.name)
         organisations = {p.organisation for p in task.parties}
-        party_config = {
-            "parties": [p.model_dump() for p in task.parties],
-            "index": index,
-            "bind_host": self.config.mpc.host,
-            "timeout_seconds": task.mpc_timeout_seconds,
+        aggregate_input = {
             "vector": vector,
             "own_vector": own_vector,
             "outputs": [
@@ -255,13 +276,75 @@ class TaskRunner:
             "requester_contributes": task.requester_organisation in organisations,
             "fraction_bits": fraction_bits,
         }
+        return PreparedTask(
+            task,
+            aggregate_input,
+            lambda output: build_result(task, layout, output),
+            f"{len(vector)} slots, f={fraction_bits}",
+        )
+
+    def _prepare_overlap(self, task: TaskSpec, current: DatasetVersion) -> PreparedTask:
+        try:
+            lists = compute_overlap_lists(task.query, current.schema, current.path)
+        except Exception as error:  # a query the local engine cannot run
+            raise TaskRefused(f"local computation failed: {error}") from error
+        index = [p.station for p in task.parties].index(self.config.station.name)
+        history = self.ledger.overlap_releases_for(
+            task.collaboration, task.query.dataset, HISTORY_LIMIT
+        )
+        overlap_input = party_input(
+            task, lists, index, history, self.config.mpc.threads
+        )
+
+        def after_result(output: dict[str, Any], result: dict[str, Any]) -> None:
+            figures = released_figures(output)
+            if figures:
+                self.ledger.record_overlap_release(
+                    task.collaboration, task.query.dataset, task.request_id, figures
+                )
+            suspects = output.get("suspect_requests") or []
+            if suspects:
+                logger.warning(
+                    "task %s: request %s refused as a possible differencing "
+                    "attack against request(s) %s",
+                    task.task_id,
+                    task.request_id,
+                    ", ".join(suspects),
+                )
+                self._audit(
+                    "differencing_suspected",
+                    "blocked",
+                    task.model_dump(mode="json"),
+                    earlier_requests=suspects,
+                )
+
+        identifiers = sum(len(ids) for ids in lists.identifiers)
+        return PreparedTask(
+            task,
+            overlap_input,
+            lambda output: build_overlap_result(task, lists, output),
+            f"overlap of {identifiers} identifiers in {len(lists.cells)} cell(s)",
+            after_result,
+        )
+
+    def _run_party(self, prepared: PreparedTask) -> dict[str, Any]:
+        task = prepared.task
+        index = [p.station for p in task.parties].index(self.config.station.name)
+        party_config = {
+            "parties": [p.model_dump() for p in task.parties],
+            "index": index,
+            "bind_host": self.config.mpc.host,
+            "timeout_seconds": task.mpc_timeout_seconds,
+            **prepared.party_input,
+        }
         work_dir = self.config.station.state_dir / "mpc"
         work_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=work_dir, prefix=task.task_id[:8]) as tmp:
             input_path = Path(tmp) / "input.json"
             output_path = Path(tmp) / "output.json"
             log_path = work_dir / f"{task.task_id}.log"
-            # The input contains this station's aggregates: only it may read it.
+            # The input contains this station's aggregates or identifiers, so only
+            # this station's user may read it; the folder is removed afterwards.
             mpc = self.config.mpc
             if mpc.tls_enabled:
                 party_config["tls"] = {
@@ -273,13 +356,12 @@ class TaskRunner:
             input_path.touch(mode=0o600)
             input_path.write_text(json.dumps(party_config))
             logger.info(
-                "task %s: starting MPC party %d of %d (port %d, %d slots, f=%d)",
+                "task %s: starting MPC party %d of %d (port %d, %s)",
                 task.task_id,
                 index,
                 len(task.parties),
                 task.parties[index].port,
-                len(vector),
-                fraction_bits,
+                prepared.summary,
             )
             with log_path.open("w") as log:
                 process = subprocess.Popen(

@@ -218,8 +218,10 @@ class OverlapRun:
             self.timings["blinding_seconds"] = time.monotonic() - started
         finally:
             key[:] = bytes(len(key))
+        # MPyC 0.11 looks up every party in this mapping, the comparer too.
         to_comparer = {
-            p: [self.comparer] for p in range(self.parties) if p != self.comparer
+            p: [] if p == self.comparer else [self.comparer]
+            for p in range(self.parties)
         }
         received = await mpc.transfer(held, sender_receivers=to_comparer)
         if self.me != self.comparer:

