@@ -148,6 +148,13 @@ class Playground:
                 f"--ServerApp.root_dir={self.notebooks_dir}",
                 f"--ServerApp.open_browser={open_browser}",
                 "--LabApp.default_url=/lab/tree/descriptive_statistics.ipynb",
+                # Nothing may reach beyond loopback: no extension search on
+                # PyPI and no check for newer JupyterLab releases.
+                "--LabApp.extension_manager=readonly",
+                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                # JupyterLab refuses root unless told; it still listens on
+                # loopback only and needs the token.
+                *(["--allow-root"] if os.geteuid() == 0 else []),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -1,0 +1,94 @@
+"""The scientist's `linksight` commands, and `linksight playground` as a process."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import psutil
+from typer.testing import CliRunner
+
+from linksight.cli import app
+
+runner = CliRunner()
+
+
+def test_query_command_prints_result(playground):
+    outcome = runner.invoke(
+        app, ["query", "SELECT count(*) FROM lung GROUP BY sex", "--purpose", "cli"]
+    )
+    assert outcome.exit_code == 0, outcome.output
+    assert "released; 2 of 2 disclosure checks passed" in outcome.stdout
+    assert re.search(r"^1\s+138$", outcome.stdout, re.MULTILINE)
+
+
+def test_query_command_blocked_exits_3(playground):
+    outcome = runner.invoke(app, ["query", "SELECT crosstab(sex, ph.ecog) FROM lung"])
+    assert outcome.exit_code == 3
+    assert "rule min_count" in outcome.stderr
+
+
+def test_query_command_invalid_exits_1(playground):
+    outcome = runner.invoke(app, ["query", "SELECT mean(agee) FROM lung"])
+    assert outcome.exit_code == 1
+    assert "error: invalid query: unknown column 'agee'" in outcome.stderr
+    assert "did you mean 'age'?" in outcome.stderr
+
+
+def test_schema_command_lists_columns(playground):
+    outcome = runner.invoke(app, ["schema", "lung"])
+    assert outcome.exit_code == 0
+    assert re.search(r"^sex\s+categorical\s+group by, filter", outcome.stdout, re.M)
+
+
+def test_playground_starts_lab_and_stops_all(tmp_path):
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "linksight",
+            "playground",
+            "--no-browser",
+            "--no-auto-approve",
+            "--state-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = []
+    url = None
+    deadline = time.monotonic() + 120
+    assert process.stdout is not None
+    while time.monotonic() < deadline and url is None:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("JupyterLab: "):
+            url = line.split(" ", 1)[1].strip()
+    children = psutil.Process(process.pid).children(recursive=True)
+    try:
+        assert url is not None, "".join(lines)
+        assert url.startswith("http://127.0.0.1:")
+        token = url.split("token=")[1]
+        base = url.split("/lab")[0]
+        status = httpx.get(f"{base}/api/status", params={"token": token})
+        contents = httpx.get(f"{base}/api/contents", params={"token": token})
+        refused = httpx.get(f"{base}/api/status")
+        names = [item["name"] for item in contents.json()["content"]]
+        assert status.status_code == 200
+        assert refused.status_code == 403
+        assert "descriptive_statistics.ipynb" in names
+        assert (tmp_path / "client.toml").stat().st_mode & 0o777 == 0o600
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+    alive = [child.pid for child in children if child.is_running()]
+    assert len(children) >= 5  # hub, three stations, JupyterLab
+    assert alive == []
