@@ -1,4 +1,7 @@
-"""`linksight demo`: the example analyses end to end on the NCCTG lung data.
+"""`linksight demo`: the example analyses end to end on real data.
+
+The statistics run on the NCCTG lung data; the waiting-list queries compare
+three clinics' COVID test lists (one clinic per station) with overlap(id).
 
 Starts a hub and three stations on 127.0.0.1, submits each query as a
 scientist of a fourth organisation that holds no data, approves it as the
@@ -24,7 +27,15 @@ from typing import Any
 
 import pandas as pd
 
-from linksight.network import LocalNetwork, NetworkError, lung_data
+from linksight.network import (
+    LocalNetwork,
+    NetworkError,
+    covid_schema_path,
+    covid_waiting_lists,
+    lung_data,
+)
+from linksight.overlap_reference import compare_overlap, pooled_overlap
+from linksight.schema import load_schema
 
 TOLERANCE = 1e-6
 
@@ -66,6 +77,18 @@ class DemoQuery:
     query: str
     pooled: Callable[[pd.DataFrame], list[dict[str, Any]]]
     expected_status: str
+    # None: the lung study.
+    collaboration: str | None = None
+
+
+WAITING_LISTS = "waiting-lists"
+
+
+def _pooled_waiting_lists(stations: list[str]) -> list[dict[str, Any]]:
+    lists = covid_waiting_lists()
+    rules = load_schema(covid_schema_path()).column("subject_id").normalise
+    frames = {name: lists[name] for name in stations}
+    return pooled_overlap(frames, "subject_id", rules=rules)
 
 
 DEMO_QUERIES = [
@@ -100,6 +123,21 @@ DEMO_QUERIES = [
             df[df["ph.ecog"] >= 2], "sex", "age", ["count", "mean"]
         ),
         "released",
+    ),
+    DemoQuery(
+        "waiting lists of the two largest clinics",
+        "SELECT overlap(subject_id) FROM covid AT ('station-a', 'station-b')",
+        lambda _: _pooled_waiting_lists(["station-a", "station-b"]),
+        "released",
+        WAITING_LISTS,
+    ),
+    DemoQuery(
+        # Blocked: 7 persons were tested at all three clinics.
+        "waiting lists of three clinics",
+        "SELECT overlap(subject_id) FROM covid",
+        lambda _: _pooled_waiting_lists(["station-a", "station-b", "station-c"]),
+        "blocked",
+        WAITING_LISTS,
     ),
 ]
 
@@ -151,8 +189,9 @@ def _print_table(entry: dict[str, Any], keys: list[str]) -> None:
     if entry["status"] == "blocked":
         print(f"   {entry['message']}")
         return
-    federated = pd.DataFrame(entry["federated"]).set_index(keys)
-    pooled = pd.DataFrame(entry["pooled"]).set_index(keys)
+    # convert_dtypes keeps counts integer beside a suppressed (missing) one.
+    federated = pd.DataFrame(entry["federated"]).convert_dtypes().set_index(keys)
+    pooled = pd.DataFrame(entry["pooled"]).convert_dtypes().set_index(keys)
     side_by_side = pd.concat(
         {"federated": federated, "pooled (pandas)": pooled}, axis=1
     )
@@ -173,7 +212,11 @@ def run_queries(network: LocalNetwork, frame: pd.DataFrame) -> list[dict[str, An
     entries = []
     for demo_query in DEMO_QUERIES:
         started = time.monotonic()
-        request = network.submit(demo_query.query, purpose=f"demo: {demo_query.name}")
+        request = network.submit(
+            demo_query.query,
+            purpose=f"demo: {demo_query.name}",
+            collaboration=demo_query.collaboration,
+        )
         if request["state"] != "awaiting_approval":
             raise NetworkError(
                 f"query {demo_query.name!r} was {request['state']} at submission: "
@@ -193,12 +236,16 @@ def run_queries(network: LocalNetwork, frame: pd.DataFrame) -> list[dict[str, An
         )
         pooled = demo_query.pooled(frame)
         keys = result["group_by"]
+        if result["kind"] == "overlap":
+            keys = [*keys, "measure", "lists"]
         problems = []
         if result["status"] != demo_query.expected_status:
             problems.append(
                 f"expected {demo_query.expected_status} but was {result['status']}"
             )
-        if result["status"] == "released":
+        if result["status"] == "released" and result["kind"] == "overlap":
+            problems += compare_overlap(result["rows"], pooled, result["group_by"])
+        elif result["status"] == "released":
             problems += compare_records(result["rows"], pooled, keys)
         blocked = result.get("blocked") or {}
         entries.append(
@@ -227,8 +274,9 @@ def run_demo(json_output: bool = False, keep: bool = False) -> int:
         network.start_hub()
         _progress(f"hub running on {network.hub_url}")
         network.set_up_lung_study()
+        network.set_up_waiting_lists(WAITING_LISTS)
         _progress(
-            "imported the lung data at stations "
+            "imported the lung data and one clinic's COVID tests at stations "
             + ", ".join(s.name for s in network.stations)
         )
         network.start_stations()

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from linksight.demo import compare_records
+from linksight.overlap_reference import compare_overlap
 from linksight.network import lung_schema_path
 from station.store import DatasetStore
 
@@ -30,9 +31,14 @@ def test_demo_json_matches_pooled():
     assert by_name["sex by ECOG score"]["rule"] == "min_count"
     assert by_name["sex by ECOG score"]["federated"] == []
     assert by_name["poor performance score by sex"]["status"] == "released"
+    two_clinics = by_name["waiting lists of the two largest clinics"]
+    assert two_clinics["status"] == "released"
+    assert by_name["waiting lists of three clinics"]["rule"] == "min_count"
     for query in document["queries"]:
         assert set(query) == {"name", "query", "status", "rule", "federated", "pooled"}
-        if query["status"] == "released":
+        if query["status"] == "released" and "overlap(" in query["query"]:
+            assert compare_overlap(query["federated"], query["pooled"], []) == []
+        elif query["status"] == "released":
             keys = [
                 k
                 for k in query["federated"][0]
