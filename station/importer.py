@@ -202,7 +202,15 @@ def _open_reader(
 
     lines = itertools.chain([header_line], text)
     reader = csv.reader(lines, delimiter=separator, quotechar='"', strict=True)
-    header = next(reader)
+    try:
+        header = next(reader)
+    except csv.Error as error:
+        # A quote opened in the header and never closed, for example.
+        message = (
+            f"the header is not valid CSV ({error}); check the quotes in the "
+            "header line"
+        )
+        raise CsvImportError(path, [CsvError(1, None, message)], 1) from None
     header_errors = check_header(header, schema)
     if header_errors:
         raise CsvImportError(path, header_errors, len(header_errors))

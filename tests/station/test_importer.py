@@ -612,6 +612,18 @@ def test_unterminated_quote(tmp_path: Path) -> None:
     assert "line 4: the line is not valid CSV" in str(error)
 
 
+def test_unterminated_quote_in_header(tmp_path: Path) -> None:
+    header = HEADER.replace(";city", ';"city')
+
+    error = rejected(tmp_path, [header, *ROWS])
+
+    assert error.error_count == 1
+    assert str(error.errors[0]) == (
+        "line 1: the header is not valid CSV (unexpected end of data); check "
+        "the quotes in the header line"
+    )
+
+
 def test_errors_in_file_order(tmp_path: Path) -> None:
     lines = [
         HEADER,
