@@ -96,7 +96,7 @@ def new_scalar() -> bytearray:
     library = _sodium()
     scalar = (ctypes.c_ubyte * SCALAR_BYTES)()
     library.crypto_core_ristretto255_scalar_random(scalar)
-    result = bytearray(bytes(scalar))
+    result = bytearray(scalar)
     ctypes.memset(scalar, 0, SCALAR_BYTES)
     return result
 
@@ -134,7 +134,7 @@ def random_elements(count: int) -> bytes:
 def _blind_range(
     source: bytes,
     target: ctypes.Array[ctypes.c_char],
-    scalar: bytes,
+    scalar: ctypes.Array[ctypes.c_ubyte],
     start: int,
     stop: int,
 ) -> bool:
@@ -149,8 +149,11 @@ def _blind_range(
     return ok
 
 
-def blind(elements: bytes, scalar: bytes | bytearray, threads: int = 1) -> bytes:
+def blind(elements: bytes, scalar: bytearray, threads: int = 1) -> bytes:
     """Multiply every element of `elements` by `scalar`, on `threads` threads.
+
+    libsodium reads `scalar` in place, so no copy of the secret is made that
+    its owner could not overwrite.
 
     Raises
     ------
@@ -166,7 +169,7 @@ def blind(elements: bytes, scalar: bytes | bytearray, threads: int = 1) -> bytes
         )
     count = len(elements) // ELEMENT_BYTES
     target = ctypes.create_string_buffer(count * ELEMENT_BYTES)
-    key = bytes(scalar)
+    key = (ctypes.c_ubyte * SCALAR_BYTES).from_buffer(scalar)
     ranges = [
         (start, min(start + CHUNK_ELEMENTS, count))
         for start in range(0, count, CHUNK_ELEMENTS)

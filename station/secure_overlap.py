@@ -1,9 +1,9 @@
 """Count persons across the stations' lists without revealing who they are.
 
-This is the MPC party's side of an ``overlap(id)`` query. The m parties
-(stations, numbered 0..m-1 in task order) include the owners of the lists
-to compare; a party that owns no list in this query still blinds and may
-compare. Identifiers arrive normalised and without duplicates per cell.
+This is the MPC party's side of an ``overlap(id)`` query. The m parties are
+stations, numbered 0..m-1 in task order, and include the owners of the
+lists to compare. A party that owns no list in this query still blinds and
+may compare. Identifiers arrive normalised and without duplicates per cell.
 
 Protocol:
 
@@ -48,6 +48,7 @@ import asyncio
 import itertools
 import logging
 import os
+import resource
 import secrets
 import time
 from dataclasses import dataclass
@@ -142,8 +143,8 @@ def _shuffle(elements: bytes) -> bytes:
 
 
 async def _off_loop(function: Any, *args: Any) -> Any:
-    # Blinding takes seconds to minutes: run it beside the event loop, so
-    # that MPyC keeps reading from its peers meanwhile.
+    # Blinding takes seconds to minutes, so it runs beside the event loop and
+    # MPyC keeps reading from its peers meanwhile.
     return await asyncio.get_running_loop().run_in_executor(None, function, *args)
 
 
@@ -193,27 +194,27 @@ class OverlapRun:
             self.elements_blinded += len(identifiers) + self.padding[cell]
         return blinded
 
-    def _blind_held(self, held: list[bytes], key: bytearray) -> list[bytes]:
+    def _blind_in_hand(self, list_in_hand: list[bytes], key: bytearray) -> list[bytes]:
         result = []
-        for elements in held:
+        for elements in list_in_hand:
             result.append(_shuffle(ristretto.blind(elements, key, self.threads)))
             self.elements_blinded += len(elements) // ristretto.ELEMENT_BYTES
         return result
 
     async def blind_and_gather(self) -> dict[int, list[bytes]] | None:
-        """Run the blinding ring; return the full lists by owner at the comparer."""
+        """Run the blinding ring and return, at the comparer, the lists by owner."""
         key = ristretto.new_scalar()
         try:
             started = time.monotonic()
-            held: list[bytes] | None = None
+            list_in_hand: list[bytes] | None = None
             if self.owns_list:
-                held = await _off_loop(self._own_list, key)
+                list_in_hand = await _off_loop(self._own_list, key)
             ring = {p: [(p + 1) % self.parties] for p in range(self.parties)}
             for hop in range(1, self.parties):
-                received = await mpc.transfer(held, sender_receivers=ring)
-                held = received[0]
-                if held is not None:
-                    held = await _off_loop(self._blind_held, held, key)
+                received = await mpc.transfer(list_in_hand, sender_receivers=ring)
+                list_in_hand = received[0]
+                if list_in_hand is not None:
+                    list_in_hand = await _off_loop(self._blind_in_hand, list_in_hand, key)
                 logger.debug("blinding hop %d of %d done", hop, self.parties - 1)
             self.timings["blinding_seconds"] = time.monotonic() - started
         finally:
@@ -223,7 +224,7 @@ class OverlapRun:
             p: [] if p == self.comparer else [self.comparer]
             for p in range(self.parties)
         }
-        received = await mpc.transfer(held, sender_receivers=to_comparer)
+        received = await mpc.transfer(list_in_hand, sender_receivers=to_comparer)
         if self.me != self.comparer:
             return None
         senders = [p for p in range(self.parties) if p != self.comparer]
@@ -231,8 +232,8 @@ class OverlapRun:
         for sender, lists in zip(senders, received, strict=True):
             if lists is not None:
                 full[(sender + 1) % self.parties] = lists
-        if held is not None:
-            full[(self.me + 1) % self.parties] = held
+        if list_in_hand is not None:
+            full[(self.me + 1) % self.parties] = list_in_hand
         return full
 
     def regions(self, full: dict[int, list[bytes]]) -> list[int]:
@@ -363,7 +364,7 @@ class OverlapRun:
 
 
 async def overlap_and_release(config: dict[str, Any]) -> dict[str, Any]:
-    """Run the protocol above; every party calls this with its own config.
+    """Run the protocol above with this party's `config`.
 
     Returns ``{"status": "released" | "blocked", "rule": ..., ...}`` with
     the figures, their checks and, when released, their values.
@@ -398,4 +399,6 @@ async def overlap_and_release(config: dict[str, Any]) -> dict[str, Any]:
     output["timings"] = {k: round(v, 3) for k, v in run.timings.items()}
     output["timings"]["protocol_seconds"] = round(time.monotonic() - started, 3)
     output["elements_blinded"] = run.elements_blinded
+    # ru_maxrss is in kilobytes on Linux.
+    output["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return output

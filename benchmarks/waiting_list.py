@@ -1,0 +1,296 @@
+"""Time waiting-list deduplication at regional scale, beside pandas.
+
+Usage: ``python benchmarks/waiting_list.py [--sizes 100000 1000000] [--threads 1]``
+
+For each size N, three MPC party processes (``python -m station.mpc_party``)
+run the overlap protocol on this machine over three lists of N distinct
+nine-digit identifiers each. The overlap is known: N/20 identifiers are on
+all three lists, N/10 on each pair of lists only, the rest on one list. The
+parties are started together and the time is taken from their start to the
+last one's exit; each party reports its peak memory (maximum resident set
+size). The same figures by pandas on the concatenated lists are timed in
+the same run, and every federated figure is checked against them.
+
+Prints the figures and writes them to docs/benchmarks.md between this
+script's markers, leaving the rest of that file as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import mpyc
+import numpy as np
+import pandas as pd
+
+from linksight.network import free_port
+from linksight.overlap_reference import pooled_overlap
+
+START_MARK = "<!-- waiting-list:start -->"
+END_MARK = "<!-- waiting-list:end -->"
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+STATIONS = ["station-a", "station-b", "station-c"]
+
+
+def machine() -> str:
+    """Describe the CPU, cores and Python of this machine."""
+    model = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        match = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
+        if match:
+            model = match.group(1).strip()
+    return (
+        f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"MPyC {mpyc.__version__}"
+    )
+
+
+def make_lists(size: int, seed: int = 2026) -> list[list[str]]:
+    """Return three lists of `size` identifiers with the overlap described above."""
+    everyone = size // 20
+    pair = size // 10
+    alone = size - everyone - 2 * pair
+    total = everyone + 3 * pair + 3 * alone
+    generator = np.random.default_rng(seed)
+    numbers = generator.choice(900_000_000, size=total, replace=False) + 100_000_000
+    ids = [f"{n:09d}" for n in numbers]
+    blocks = {}
+    start = 0
+    for name, count in [
+        ("abc", everyone),
+        ("ab", pair),
+        ("ac", pair),
+        ("bc", pair),
+        ("a", alone),
+        ("b", alone),
+        ("c", alone),
+    ]:
+        blocks[name] = ids[start : start + count]
+        start += count
+    return [
+        [i for block, part in blocks.items() if letter in block for i in part]
+        for letter in "abc"
+    ]
+
+
+def run_parties(
+    lists: list[list[str]], threads: int, work_dir: Path, timeout: float
+) -> tuple[float, list[dict[str, Any]]]:
+    """Run the three parties and return the wall time and their outputs."""
+    parties = [
+        {"station": name, "organisation": name, "host": "127.0.0.1", "port": 0}
+        for name in STATIONS
+    ]
+    for party in parties:
+        party["port"] = free_port()
+    inputs = []
+    for index, own in enumerate(lists):
+        config = {
+            "parties": parties,
+            "index": index,
+            "bind_host": "127.0.0.1",
+            "timeout_seconds": timeout,
+            "analysis": "overlap",
+            "task_id": "benchmark",
+            "owners": [0, 1, 2],
+            "comparer": 0,
+            "cells": [""],
+            "lists": [own],
+            "invalid": [0],
+            "min_count": 10,
+            "history": [],
+            "threads": threads,
+            "padding_max": 100,
+        }
+        path = work_dir / f"party{index}.json"
+        path.write_text(json.dumps(config))
+        inputs.append(path)
+    started = time.perf_counter()
+    processes = []
+    for index, path in enumerate(inputs):
+        log = (work_dir / f"party{index}.log").open("w")
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "station.mpc_party",
+                    str(path),
+                    str(work_dir / f"out{index}.json"),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+    for process in processes:
+        process.wait(timeout=timeout + 60)
+    seconds = time.perf_counter() - started
+    outputs = [
+        json.loads((work_dir / f"out{index}.json").read_text())
+        for index in range(len(lists))
+    ]
+    for index, output in enumerate(outputs):
+        if not output.get("ok"):
+            log = (work_dir / f"party{index}.log").read_text()[-2000:]
+            raise SystemExit(f"party {index} failed: {output.get('error')}\n{log}")
+    return seconds, outputs
+
+
+def time_pooled(lists: list[list[str]]) -> tuple[float, list[dict[str, Any]]]:
+    """Time the same figures by pandas on the concatenated lists."""
+    frames = {
+        name: pd.DataFrame({"id": ids})
+        for name, ids in zip(STATIONS, lists, strict=True)
+    }
+    started = time.perf_counter()
+    rows = pooled_overlap(frames, "id")
+    return time.perf_counter() - started, rows
+
+
+def check(outputs: list[dict[str, Any]], pooled: list[dict[str, Any]]) -> int:
+    """Compare the federated figures with pandas and count the figures compared."""
+    expected = {(row["measure"], row["lists"]): row["persons"] for row in pooled}
+    output = outputs[0]
+    compared = 0
+    for figure, value in zip(output["figures"], output["values"], strict=True):
+        if value is None:
+            continue
+        lists = ", ".join(STATIONS[i] for i in figure["lists"])
+        reference = expected[(figure["measure"], lists)]
+        if value != reference:
+            raise SystemExit(
+                f"{figure['measure']} ({lists}): federated {value} but pandas "
+                f"{reference}"
+            )
+        compared += 1
+    return compared
+
+
+def measure(size: int, threads: int) -> dict[str, Any]:
+    """Run one size and return its figures."""
+    lists = make_lists(size)
+    pooled_seconds, pooled = time_pooled(lists)
+    with tempfile.TemporaryDirectory(prefix="linksight-overlap-bench-") as root:
+        seconds, outputs = run_parties(lists, threads, Path(root), timeout=1800)
+    compared = check(outputs, pooled)
+    unique = next(r["persons"] for r in pooled if r["measure"] == "unique")
+    blinded = sum(o["elements_blinded"] for o in outputs)
+    result = {
+        "size": size,
+        "threads": threads,
+        "seconds": seconds,
+        "protocol_seconds": max(o["timings"]["protocol_seconds"] for o in outputs),
+        "blinding_seconds": max(o["timings"]["blinding_seconds"] for o in outputs),
+        "counting_seconds": max(o["timings"]["counting_seconds"] for o in outputs),
+        "peak_mb": max(o["peak_rss_mb"] for o in outputs),
+        "blinded": blinded,
+        "unique": unique,
+        "compared": compared,
+        "pooled_seconds": pooled_seconds,
+    }
+    print(
+        f"3 x {size:,}: {seconds:.1f} s wall ({result['blinding_seconds']:.1f} s "
+        f"blinding), {blinded:,} scalar multiplications, peak "
+        f"{result['peak_mb']:.0f} MB per party; pandas {pooled_seconds:.2f} s; "
+        f"{compared} figures equal to pandas",
+        flush=True,
+    )
+    return result
+
+
+def render(results: list[dict[str, Any]], command: str) -> str:
+    """Return the markdown section for docs/benchmarks.md."""
+    lines = [
+        START_MARK,
+        "## Waiting-list deduplication: three lists at regional scale",
+        "",
+        f"Command: `{command}`",
+        f"Machine: {machine()}",
+        f"Date: {datetime.now(UTC).date().isoformat()}",
+        "",
+        "Three MPC party processes on this machine run the overlap protocol",
+        "(hash to ristretto255, blinding by every station in turn with",
+        "shuffles, counting at one party, figures checked and opened in MPC)",
+        "over three lists of N nine-digit identifiers: N/20 on all three lists,",
+        "N/10 on each pair only, the rest on one list. Wall time runs from",
+        "starting the parties to the last one's exit; memory is the largest",
+        "peak resident set of the three. pandas computes the same figures on",
+        "the concatenated lists, and every released figure equals it.",
+        "",
+        "| lists | threads per party | wall (s) | blinding (s) | counting and MPC "
+        "(s) | scalar multiplications | peak memory per party (MB) | "
+        "pandas (s) | ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results:
+        ratio = r["seconds"] / r["pooled_seconds"]
+        lines.append(
+            f"| 3 x {r['size']:,} | {r['threads']} | {r['seconds']:.1f} | "
+            f"{r['blinding_seconds']:.1f} | {r['counting_seconds']:.1f} | "
+            f"{r['blinded']:,} | {r['peak_mb']:.0f} | {r['pooled_seconds']:.2f} | "
+            f"{ratio:,.0f} |"
+        )
+    lines += [
+        "",
+        "Every identifier is multiplied by one secret scalar at each of the",
+        "three stations, so 3 x N identifiers cost about 9 x N variable-base",
+        "scalar multiplications (plus up to 100 padding elements per list),",
+        "and libsodium's `crypto_scalarmult_ristretto255` is the bulk of the",
+        "time. Other processes on a shared machine slow the run down.",
+        "",
+        END_MARK,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_docs(section: str) -> None:
+    """Replace this script's section of docs/benchmarks.md, or append it."""
+    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+    pattern = re.compile(
+        re.escape(START_MARK) + r".*?" + re.escape(END_MARK) + r"\n?", re.S
+    )
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section, text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    DOCS.write_text(text)
+
+
+def main() -> None:
+    """Parse the arguments, run every size and write the docs section."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[100_000, 1_000_000],
+        help="identifiers per list, one run per size",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="blinding threads per party"
+    )
+    parser.add_argument(
+        "--no-docs", action="store_true", help="print only; leave the docs alone"
+    )
+    arguments = parser.parse_args()
+    results = [measure(size, arguments.threads) for size in arguments.sizes]
+    if not arguments.no_docs:
+        command = "python benchmarks/waiting_list.py " + " ".join(sys.argv[1:])
+        write_docs(render(results, command.strip()))
+        print(f"wrote {DOCS}")
+
+
+if __name__ == "__main__":
+    main()
