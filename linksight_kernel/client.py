@@ -164,7 +164,7 @@ class Client:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise HubUnreachableError(
-                f"the hub at {self.hub_url} did not answer ({exc}); check that "
+                f"the hub at {self.hub_url} did not respond ({exc}); check that "
                 "it runs and that the URL is right"
             ) from exc
         if response.status_code < 400:

@@ -4,8 +4,8 @@
 
     LinksightError
     ├── ConfigError               no hub URL or token found, or an unsafe config file
-    ├── HubUnreachableError       the hub did not answer; retrying may help
-    ├── HubError                  the hub answered with an error (status, code)
+    ├── HubUnreachableError       the hub did not respond; retrying may help
+    ├── HubError                  the hub returned an error (status, code)
     │   ├── AuthenticationError   401: the token is missing or unknown
     │   ├── PermissionDeniedError 403: the caller's role or organisation may not
     │   └── NotFoundError         404: no such collaboration, dataset or request
@@ -43,13 +43,13 @@ class ConfigError(LinksightError):
 
 
 class HubUnreachableError(LinksightError):
-    """The hub did not answer at its URL."""
+    """The hub did not respond at its URL."""
 
     retryable = True
 
 
 class HubError(LinksightError):
-    """The hub answered with an error.
+    """The hub returned an error response.
 
     Attributes
     ----------
