@@ -140,6 +140,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     from mpyc.runtime import mpc
 
     from station.secure_aggregate import SecureOutput, pool_and_release
+    from station.secure_overlap import overlap_and_release
 
     _bind_listener(mpc, config["bind_host"])
     lost: set[int] = set()
@@ -167,15 +168,18 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     async def compute() -> dict[str, Any]:
         await mpc.start()
         connected_at = time.monotonic()
-        outputs = [SecureOutput(**o) for o in config["outputs"]]
-        result = await pool_and_release(
-            config["vector"],
-            config["own_vector"],
-            outputs,
-            config["min_count"],
-            config["requester_contributes"],
-            config["fraction_bits"],
-        )
+        if config.get("analysis") == "overlap":
+            result = await overlap_and_release(config)
+        else:
+            outputs = [SecureOutput(**o) for o in config["outputs"]]
+            result = await pool_and_release(
+                config["vector"],
+                config["own_vector"],
+                outputs,
+                config["min_count"],
+                config["requester_contributes"],
+                config["fraction_bits"],
+            )
         mpc._closing = True  # type: ignore[attr-defined]
         await mpc.shutdown()
         result["mpc_seconds"] = round(time.monotonic() - connected_at, 3)
