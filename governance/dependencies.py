@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -210,3 +210,9 @@ ScientistDep = Annotated[Principal, Depends(require_role("scientist"))]
 AuditReaderDep = Annotated[Principal, Depends(require_role("admin", "steward"))]
 UserDep = Annotated[Principal, Depends(require_role("admin", "steward", "scientist"))]
 StationDep = Annotated[Principal, Depends(require_station)]
+
+# Ids are SQLite row ids, signed 64-bit integers. A larger id in a URL would
+# make the lookup raise OverflowError (a 500) instead of matching nothing.
+MAX_ROW_ID = 2**63 - 1
+RowIdPath = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+RowIdQuery = Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)]

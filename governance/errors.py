@@ -15,6 +15,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 # Codes for errors that FastAPI or Starlette raise with a plain-text detail.
@@ -27,6 +28,60 @@ STATUS_CODES = {
     409: "conflict",
     422: "invalid_request",
 }
+
+
+class ErrorDetail(BaseModel):
+    """An error's stable code for programs and its message for people."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str = Field(description="stable identifier, such as not_found")
+    message: str = Field(description="what failed, on which value, and the fix")
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response."""
+
+    detail: ErrorDetail
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "The request body is not UTF-8 encoded JSON.",
+    401: "The bearer token is missing, unknown, expired or revoked.",
+    403: "The caller's role or organisation does not allow this call.",
+    404: "The named object does not exist, or the caller may not see it.",
+    409: "The object exists already, or its state does not allow this call.",
+    422: "A path, query or body value is invalid.",
+    429: "Too many failed authentications from the caller's address.",
+}
+
+_ERROR_HEADERS = {
+    401: {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    429: {
+        "Retry-After": {
+            "description": "Seconds until the address may try again.",
+            "schema": {"type": "string"},
+        }
+    },
+}
+
+
+def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
+    """Return the OpenAPI ``responses`` that declare these error status codes.
+
+    Pass the result as ``responses=`` of a router or route, so that clients
+    and schema-based tests know every status an endpoint can return.
+    """
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status_code in status_codes:
+        response: dict[str, Any] = {
+            "model": ErrorBody,
+            "description": _ERROR_DESCRIPTIONS[status_code],
+        }
+        if status_code in _ERROR_HEADERS:
+            response["headers"] = _ERROR_HEADERS[status_code]
+        responses[status_code] = response
+    return responses
 
 
 class ApiError(HTTPException):
@@ -80,6 +135,12 @@ async def _on_http_error(request: Request, exc: StarletteHTTPException) -> JSONR
         message = str(exc.detail)
         if exc.status_code == 404:
             message = f"no endpoint at {request.url.path}; the list is at /docs"
+        elif exc.status_code == 400:
+            # FastAPI returns 400 when the body bytes cannot be decoded at all.
+            message = (
+                f"invalid request body ({exc.detail}); send a JSON object "
+                "encoded as UTF-8"
+            )
         detail = {"code": code, "message": message}
     return JSONResponse(
         {"detail": detail}, status_code=exc.status_code, headers=exc.headers

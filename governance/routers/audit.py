@@ -7,17 +7,20 @@ import dataclasses
 from fastapi import APIRouter
 
 from governance.api_models import AuditRecordOut, ChainReportOut
-from governance.dependencies import AuditReaderDep, HubDep, SessionDep
+from governance.dependencies import AuditReaderDep, HubDep, RowIdQuery, SessionDep
+from governance.errors import error_responses
 
-router = APIRouter(prefix="/audit", tags=["audit"])
+router = APIRouter(
+    prefix="/audit", tags=["audit"], responses=error_responses(401, 403, 429)
+)
 
 
-@router.get("")
+@router.get("", responses=error_responses(422))
 def list_audit_records(
     reader: AuditReaderDep,
     session: SessionDep,
     hub: HubDep,
-    request_id: int | None = None,
+    request_id: RowIdQuery = None,
 ) -> list[AuditRecordOut]:
     """List audit records, oldest first, optionally for one request (admin, steward)."""
     records = hub.database.audit_log.records(session.connection())

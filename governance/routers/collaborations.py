@@ -15,16 +15,24 @@ from governance.api_models import (
 from governance.audit_trail import record
 from governance.budget import budget_of
 from governance.dependencies import AdminDep, HubDep, SessionDep, UserDep
-from governance.errors import ApiError
+from governance.errors import ApiError, error_responses
 from governance.lookups import find_collaboration, require_member
 from governance.models import Collaboration, Organisation, Station, utc_now
 from governance.views import datasets_out
 from linksight.rules import CollaborationRules
 
-router = APIRouter(prefix="/collaborations", tags=["collaborations"])
+router = APIRouter(
+    prefix="/collaborations",
+    tags=["collaborations"],
+    responses=error_responses(401, 403, 429),
+)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(400, 404, 409, 422),
+)
 def create_collaboration(
     body: CollaborationCreate, admin: AdminDep, session: SessionDep, hub: HubDep
 ) -> CollaborationSummary:
@@ -86,7 +94,7 @@ def list_collaborations(
     ]
 
 
-@router.get("/{name}")
+@router.get("/{name}", responses=error_responses(404, 422))
 def get_collaboration(
     name: str, user: UserDep, session: SessionDep, hub: HubDep
 ) -> CollaborationDetail:
@@ -120,7 +128,7 @@ def get_collaboration(
     )
 
 
-@router.get("/{name}/budget")
+@router.get("/{name}/budget", responses=error_responses(404, 422))
 def get_budget(name: str, user: UserDep, session: SessionDep, hub: HubDep) -> BudgetOut:
     """Return the caller's query budget in a collaboration (members).
 

@@ -10,13 +10,18 @@ from fastapi import APIRouter
 from governance.api_models import DatasetOut, DatasetRegistrationBody
 from governance.dataset_registry import register_dataset
 from governance.dependencies import HubDep, SessionDep, StationDep, UserDep
+from governance.errors import error_responses
 from governance.lookups import find_collaboration, require_member
 from governance.views import datasets_out
 
-router = APIRouter(prefix="/collaborations/{name}/datasets", tags=["datasets"])
+router = APIRouter(
+    prefix="/collaborations/{name}/datasets",
+    tags=["datasets"],
+    responses=error_responses(401, 403, 429),
+)
 
 
-@router.put("/{dataset}")
+@router.put("/{dataset}", responses=error_responses(400, 404, 409, 422))
 def put_dataset(
     name: str,
     dataset: str,
@@ -39,7 +44,7 @@ def put_dataset(
     )
 
 
-@router.get("")
+@router.get("", responses=error_responses(404, 422))
 def list_datasets(
     name: str, user: UserDep, session: SessionDep, hub: HubDep
 ) -> list[DatasetOut]:

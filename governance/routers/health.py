@@ -7,6 +7,7 @@ from fastapi import APIRouter
 import linksight
 from governance.api_models import Health, PublicKey
 from governance.dependencies import HubDep, PrincipalDep
+from governance.errors import error_responses
 from linksight.signing import public_key_text
 
 router = APIRouter(tags=["hub"])
@@ -18,7 +19,7 @@ def health() -> Health:
     return Health(status="ok", version=linksight.__version__)
 
 
-@router.get("/public-key")
+@router.get("/public-key", responses=error_responses(401, 429))
 def public_key(hub: HubDep, principal: PrincipalDep) -> PublicKey:
     """Return the public key that verifies the hub's task signatures.
 

@@ -8,13 +8,19 @@ from sqlalchemy import select
 from governance.api_models import OrganisationCreate, OrganisationOut
 from governance.audit_trail import record
 from governance.dependencies import AdminDep, HubDep, SessionDep, UserDep
-from governance.errors import ApiError
+from governance.errors import ApiError, error_responses
 from governance.models import Organisation, utc_now
 
-router = APIRouter(prefix="/organisations", tags=["organisations"])
+router = APIRouter(
+    prefix="/organisations",
+    tags=["organisations"],
+    responses=error_responses(401, 403, 429),
+)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, responses=error_responses(400, 409, 422)
+)
 def create_organisation(
     body: OrganisationCreate, admin: AdminDep, session: SessionDep, hub: HubDep
 ) -> OrganisationOut:

@@ -15,13 +15,14 @@ from governance.api_models import (
 from governance.decisions import decide, revoke
 from governance.dependencies import (
     HubDep,
+    RowIdPath,
     ScientistDep,
     SessionDep,
     StewardDep,
     UserDep,
     forbidden,
 )
-from governance.errors import ApiError
+from governance.errors import ApiError, error_responses
 from governance.lifecycle import expire_due_requests, expire_if_due
 from governance.models import QueryRequest
 from governance.states import FINISHED_WITH_RESULT, RequestState
@@ -29,10 +30,14 @@ from governance.submission import submit_request
 from governance.views import request_out
 from governance.visibility import find_visible_request, visible_requests
 
-router = APIRouter(prefix="/requests", tags=["requests"])
+router = APIRouter(
+    prefix="/requests", tags=["requests"], responses=error_responses(401, 403, 429)
+)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, responses=error_responses(400, 404, 422)
+)
 def create_request(
     body: RequestCreate, scientist: ScientistDep, session: SessionDep, hub: HubDep
 ) -> RequestOut:
@@ -46,7 +51,7 @@ def create_request(
     return request_out(submit_request(session, hub, scientist, body))
 
 
-@router.get("")
+@router.get("", responses=error_responses(422))
 def list_requests(
     user: UserDep,
     session: SessionDep,
@@ -65,9 +70,9 @@ def list_requests(
     return [request_out(request) for request in session.scalars(query)]
 
 
-@router.get("/{request_id}")
+@router.get("/{request_id}", responses=error_responses(404, 422))
 def get_request(
-    request_id: int, user: UserDep, session: SessionDep, hub: HubDep
+    request_id: RowIdPath, user: UserDep, session: SessionDep, hub: HubDep
 ) -> RequestOut:
     """Return one request, if the caller may see it (else 404)."""
     request = find_visible_request(session, user, request_id)
@@ -75,9 +80,9 @@ def get_request(
     return request_out(request)
 
 
-@router.post("/{request_id}/approve")
+@router.post("/{request_id}/approve", responses=error_responses(400, 404, 409, 422))
 def approve_request(
-    request_id: int,
+    request_id: RowIdPath,
     steward: StewardDep,
     session: SessionDep,
     hub: HubDep,
@@ -92,9 +97,9 @@ def approve_request(
     return request_out(decide(session, hub, steward, request_id, "approved", reason))
 
 
-@router.post("/{request_id}/reject")
+@router.post("/{request_id}/reject", responses=error_responses(400, 404, 409, 422))
 def reject_request(
-    request_id: int,
+    request_id: RowIdPath,
     body: RejectBody,
     steward: StewardDep,
     session: SessionDep,
@@ -106,9 +111,9 @@ def reject_request(
     )
 
 
-@router.post("/{request_id}/revoke")
+@router.post("/{request_id}/revoke", responses=error_responses(400, 404, 409, 422))
 def revoke_request(
-    request_id: int,
+    request_id: RowIdPath,
     user: UserDep,
     session: SessionDep,
     hub: HubDep,
@@ -119,9 +124,9 @@ def revoke_request(
     return request_out(revoke(session, hub, user, request_id, reason))
 
 
-@router.get("/{request_id}/result")
+@router.get("/{request_id}/result", responses=error_responses(404, 409, 422))
 def get_result(
-    request_id: int,
+    request_id: RowIdPath,
     http_request: Request,
     user: UserDep,
     session: SessionDep,

@@ -16,7 +16,7 @@ from governance.api_models import (
 )
 from governance.audit_trail import record
 from governance.dependencies import AdminDep, HubDep, SessionDep, StationDep
-from governance.errors import ApiError
+from governance.errors import ApiError, error_responses
 from governance.lifecycle import expire_due_requests
 from governance.lookups import find_organisation
 from governance.models import QueryRequest, RequestParty, Station, utc_now
@@ -25,10 +25,16 @@ from governance.tokens import issue_token
 from governance.views import station_out
 from linksight.tasks import SignedTask
 
-router = APIRouter(prefix="/stations", tags=["stations"])
+router = APIRouter(
+    prefix="/stations", tags=["stations"], responses=error_responses(401, 403, 429)
+)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(400, 404, 409, 422),
+)
 def create_station(
     body: StationCreate, admin: AdminDep, session: SessionDep, hub: HubDep
 ) -> StationCreated:
@@ -61,7 +67,7 @@ def create_station(
     )
 
 
-@router.put("/me")
+@router.put("/me", responses=error_responses(400, 422))
 def register_endpoint(
     body: StationEndpoint, principal: StationDep, session: SessionDep, hub: HubDep
 ) -> StationOut:

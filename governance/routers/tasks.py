@@ -6,12 +6,15 @@ from fastapi import APIRouter
 
 from governance.api_models import TaskEventBody, TaskStatus
 from governance.dependencies import HubDep, SessionDep, StationDep
+from governance.errors import error_responses
 from governance.lifecycle import expire_if_due
 from governance.models import QueryRequest
 from governance.states import RequestState
 from governance.task_events import apply_event, find_task
 
-router = APIRouter(prefix="/tasks", tags=["tasks"])
+router = APIRouter(
+    prefix="/tasks", tags=["tasks"], responses=error_responses(401, 403, 429)
+)
 
 
 def task_status(task_id: str, request: QueryRequest) -> TaskStatus:
@@ -24,7 +27,7 @@ def task_status(task_id: str, request: QueryRequest) -> TaskStatus:
     )
 
 
-@router.get("/{task_id}")
+@router.get("/{task_id}", responses=error_responses(404, 422))
 def get_task(
     task_id: str, station: StationDep, session: SessionDep, hub: HubDep
 ) -> TaskStatus:
@@ -38,7 +41,7 @@ def get_task(
     return task_status(task_id, request)
 
 
-@router.post("/{task_id}/events")
+@router.post("/{task_id}/events", responses=error_responses(400, 404, 422))
 def post_event(
     task_id: str,
     body: TaskEventBody,

@@ -15,13 +15,15 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from governance.audit_trail import record
-from governance.dependencies import HubDep, PrincipalDep, SessionDep
-from governance.errors import ApiError
+from governance.dependencies import HubDep, PrincipalDep, RowIdPath, SessionDep
+from governance.errors import ApiError, error_responses
 from governance.models import ApiToken, Station, User, utc_now
 from governance.principals import Principal
 from governance.tokens import issue_token
 
-router = APIRouter(prefix="/tokens", tags=["tokens"])
+router = APIRouter(
+    prefix="/tokens", tags=["tokens"], responses=error_responses(401, 429)
+)
 
 
 class TokenCreate(BaseModel):
@@ -89,7 +91,11 @@ def list_tokens(principal: PrincipalDep, session: SessionDep) -> list[TokenOut]:
     return [_out(row, principal) for row in rows]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(400, 403, 404, 422),
+)
 def create_token(
     body: TokenCreate, principal: PrincipalDep, session: SessionDep, hub: HubDep
 ) -> TokenIssued:
@@ -156,9 +162,9 @@ def create_token(
     return TokenIssued(**metadata.model_dump(), token=token)
 
 
-@router.delete("/{token_id}")
+@router.delete("/{token_id}", responses=error_responses(404, 422))
 def revoke_token(
-    token_id: int, principal: PrincipalDep, session: SessionDep, hub: HubDep
+    token_id: RowIdPath, principal: PrincipalDep, session: SessionDep, hub: HubDep
 ) -> TokenOut:
     """Revoke a token: the caller's own, or any token (admin). It stops at once."""
     row = session.get(ApiToken, token_id)

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from governance.api_models import PrincipalOut, UserCreate, UserCreated
 from governance.audit_trail import record
 from governance.dependencies import AdminDep, HubDep, PrincipalDep, SessionDep
-from governance.errors import ApiError
+from governance.errors import ApiError, error_responses
 from governance.lookups import find_organisation
 from governance.models import User, utc_now
 from governance.tokens import issue_token
@@ -16,7 +16,11 @@ from governance.tokens import issue_token
 router = APIRouter(prefix="/users", tags=["users"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(400, 401, 403, 404, 409, 422, 429),
+)
 def create_user(
     body: UserCreate, admin: AdminDep, session: SessionDep, hub: HubDep
 ) -> UserCreated:
@@ -51,7 +55,7 @@ def create_user(
     )
 
 
-@router.get("/me")
+@router.get("/me", responses=error_responses(401, 429))
 def who_am_i(principal: PrincipalDep) -> PrincipalOut:
     """Return the caller: a user with roles, or a station (any principal)."""
     return PrincipalOut(
