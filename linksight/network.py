@@ -203,11 +203,29 @@ class LocalNetwork:
         if init.returncode != 0:
             raise NetworkError(f"hub init failed: {init.stderr.strip()}")
         self.admin_token = init.stdout.strip().splitlines()[-1]
+        self._serve_hub()
+
+    def _serve_hub(self) -> None:
+        hub_dir = self.root / "hub"
         self.hub_process = self._spawn(
             ["hub", "serve", "--state-dir", str(hub_dir), "--port", str(self.hub_port)],
             "hub.log",
         )
         self._wait_for_hub()
+
+    def stop_hub(self, kill: bool = False) -> None:
+        """Stop the hub process: SIGTERM, or SIGKILL as in a crash."""
+        if self.hub_process is None or self.hub_process.poll() is not None:
+            raise NetworkError("the hub is not running")
+        if kill:
+            self.hub_process.kill()
+        else:
+            self.hub_process.terminate()
+        self.hub_process.wait(timeout=15)
+
+    def restart_hub(self) -> None:
+        """Start the hub again on the same port and state directory."""
+        self._serve_hub()
 
     def _wait_for_hub(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -425,6 +443,17 @@ collaborations = ["{collaboration}"]
             },
         )
         self.other_collaborations.append(collaboration)
+
+    def start_station(self, name: str) -> None:
+        """Start one station daemon again after :meth:`stop_station`."""
+        for station in self.stations:
+            if station.name == name:
+                station.process = self._spawn(
+                    ["station", "serve", "--config", str(station.config_path)],
+                    f"{station.name}.log",
+                )
+                return
+        raise NetworkError(f"no station named {name!r}")
 
     def stop_station(self, name: str) -> None:
         """Stop one station daemon (SIGTERM), as when its server goes down."""

@@ -44,6 +44,9 @@ class StationLedger:
             Column("request_id", String(64), nullable=False),
             Column("state", String(20), nullable=False),
             Column("error", Text, nullable=True),
+            # The final event as sent to the hub (JSON), to send again when
+            # the hub lists the task after missing the first report.
+            Column("report", Text, nullable=True),
             Column("updated_at", String(40), nullable=False),
         )
         # Released overlap figures, for the differencing check of later
@@ -69,11 +72,25 @@ class StationLedger:
                 select(self.tasks.c.state).where(self.tasks.c.task_id == task_id)
             ).scalar()
 
+    def task_report(self, task_id: str) -> dict[str, Any] | None:
+        """Return the final event this station reported for a task, if any."""
+        with self.engine.connect() as connection:
+            report = connection.execute(
+                select(self.tasks.c.report).where(self.tasks.c.task_id == task_id)
+            ).scalar()
+        return json.loads(report) if report else None
+
     def set_task_state(
-        self, task_id: str, request_id: str, state: str, error: str | None = None
+        self,
+        task_id: str,
+        request_id: str,
+        state: str,
+        error: str | None = None,
+        report: dict[str, Any] | None = None,
     ) -> None:
-        """Record a task's state at this station."""
+        """Record a task's state at this station, with its final report if any."""
         now = datetime.now(UTC).isoformat()
+        report_text = json.dumps(report) if report is not None else None
         with self.engine.begin() as connection:
             exists = connection.execute(
                 select(self.tasks.c.task_id).where(self.tasks.c.task_id == task_id)
@@ -82,7 +99,9 @@ class StationLedger:
                 connection.execute(
                     update(self.tasks)
                     .where(self.tasks.c.task_id == task_id)
-                    .values(state=state, error=error, updated_at=now)
+                    .values(
+                        state=state, error=error, report=report_text, updated_at=now
+                    )
                 )
             else:
                 connection.execute(
@@ -91,6 +110,7 @@ class StationLedger:
                         request_id=request_id,
                         state=state,
                         error=error,
+                        report=report_text,
                         updated_at=now,
                     )
                 )

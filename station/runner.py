@@ -116,7 +116,16 @@ class TaskRunner:
         task_id = str(raw_task["task_id"])
         request_id = str(raw_task.get("request_id", ""))
         if self.ledger.task_state(task_id) in TERMINAL_STATES:
-            logger.debug("task %s already handled; skipping", task_id)
+            # Listed again: the hub missed this station's final report, for
+            # example because it was down. Send the same report, not a rerun.
+            report = self.ledger.task_report(task_id)
+            if report is not None:
+                logger.info(
+                    "task %s: hub lists it again; resending %s",
+                    task_id,
+                    report["event"],
+                )
+                self._report(task_id, **report)
             return
 
         try:
@@ -125,8 +134,7 @@ class TaskRunner:
         except TaskRefused as refusal:
             logger.warning("task %s refused: %s", task_id, refusal)
             self._audit("task_refused", "refused", raw_task, reason=str(refusal))
-            self.ledger.set_task_state(task_id, request_id, "refused", str(refusal))
-            self._report(task_id, "refused", error=str(refusal))
+            self._finish(task_id, request_id, "refused", error=str(refusal))
             return
 
         self._audit("task_accepted", "success", raw_task)
@@ -138,8 +146,7 @@ class TaskRunner:
         except TaskFailed as failure:
             logger.error("task %s failed: %s", task_id, failure)
             self._audit("task_failed", "failure", raw_task, error=str(failure))
-            self.ledger.set_task_state(task_id, request_id, "failed", str(failure))
-            self._report(task_id, "failed", error=str(failure))
+            self._finish(task_id, request_id, "failed", error=str(failure))
             return
 
         result = prepared.build_result(output)
@@ -164,8 +171,19 @@ class TaskRunner:
             ],
             seconds=round(seconds, 3),
         )
-        self.ledger.set_task_state(task_id, request_id, "completed")
-        self._report(task_id, "completed", result=result)
+        self._finish(task_id, request_id, "completed", result=result)
+
+    def _finish(
+        self,
+        task_id: str,
+        request_id: str,
+        event: str,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        report = {"event": event, "result": result, "error": error}
+        self.ledger.set_task_state(task_id, request_id, event, error, report=report)
+        self._report(task_id, event, result=result, error=error)
 
     def _report(
         self,
