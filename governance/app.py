@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 import linksight
+from governance.concurrency import MAX_CONCURRENT_REQUESTS, ConcurrencyLimitMiddleware
 from governance.config import HubSettings
 from governance.context import Hub
 from governance.db import describe_url
@@ -73,4 +74,7 @@ def create_app(settings: HubSettings) -> FastAPI:
         )
         return response
 
+    # Added last, so it is the outermost middleware: a request waits here
+    # before its handling time above starts.
+    app.add_middleware(ConcurrencyLimitMiddleware, limit=MAX_CONCURRENT_REQUESTS)
     return app
