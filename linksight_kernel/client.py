@@ -469,3 +469,34 @@ class Client:
             "POST", f"/requests/{int(request_id)}/revoke", json={"reason": reason}
         )
         return Request.from_json(body)
+
+    # Audit trail (stewards and admins)
+
+    def audit(self, request_id: int | None = None) -> pd.DataFrame:
+        """Return the hub's audit records, oldest first, as a DataFrame.
+
+        With `request_id`, only the records about that request. Columns are
+        the record fields: seq, time, event, organisation, user, role,
+        purpose, objects, outcome, details, prev_hash and hash.
+        """
+        params = {} if request_id is None else {"request_id": int(request_id)}
+        records = self._call("GET", "/audit", params=params)
+        columns = [
+            "seq",
+            "time",
+            "event",
+            "organisation",
+            "user",
+            "role",
+            "purpose",
+            "objects",
+            "outcome",
+            "details",
+            "prev_hash",
+            "hash",
+        ]
+        return pd.DataFrame(records, columns=columns)
+
+    def verify_audit(self) -> dict[str, Any]:
+        """Verify the hub's audit chain; return ok, records, first_bad_seq, reason."""
+        return self._call("GET", "/audit/verify")

@@ -1,0 +1,240 @@
+"""The data steward's commands: `linksight requests ...` and `linksight audit ...`.
+
+They connect like every client command (``--hub-url``, LINKSIGHT_HUB_URL or
+the config file for the URL; LINKSIGHT_TOKEN or the config file for the
+token) and need a steward's or admin's token.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from linksight_kernel.cli import HubUrl, Profile, _client, _fail, _print_frame, _run
+from linksight_kernel.requests import organisation_table
+
+requests_app = typer.Typer(help="List, inspect, approve and reject requests.")
+audit_app = typer.Typer(help="Read, verify and export the audit trail.")
+
+REQUEST_STATES = (
+    "submitted",
+    "rejected",
+    "awaiting_approval",
+    "approved",
+    "running",
+    "completed",
+    "failed",
+    "blocked_by_disclosure_control",
+    "revoked",
+    "expired",
+)
+
+
+@requests_app.command("list")
+def list_requests(
+    state: Annotated[
+        str | None, typer.Option(help=f"Only this state: {', '.join(REQUEST_STATES)}.")
+    ] = None,
+    hub_url: HubUrl = None,
+    profile: Profile = None,
+) -> None:
+    """List the requests you may see: your own, or those touching your organisation."""
+    if state is not None and state not in REQUEST_STATES:
+        raise _fail(
+            f"unknown state {state!r}; use one of: {', '.join(REQUEST_STATES)}", 2
+        )
+    with _client(hub_url, profile) as client:
+        requests = _run(lambda: client.requests(state))
+    if not requests:
+        typer.echo("no requests" + (f" in state {state}" if state else ""))
+        return
+    for request in requests:
+        typer.echo(f"{request}: {request.query}")
+
+
+@requests_app.command("show")
+def show_request(
+    request_id: Annotated[int, typer.Argument(help="The request.")],
+    hub_url: HubUrl = None,
+    profile: Profile = None,
+) -> None:
+    """Show a request in plain words: who, what, which data, and each decision."""
+    with _client(hub_url, profile) as client:
+        request = _run(lambda: client.request(request_id))
+    typer.echo(str(request))
+    typer.echo(f"query: {request.query}")
+    _print_frame(organisation_table(request))
+
+
+@requests_app.command("approve")
+def approve_request(
+    request_id: Annotated[int, typer.Argument(help="The request to approve.")],
+    reason: Annotated[str, typer.Option(help="Why the request may run.")] = "",
+    hub_url: HubUrl = None,
+    profile: Profile = None,
+) -> None:
+    """Approve a request for your organisation (steward; never your own)."""
+    with _client(hub_url, profile) as client:
+        request = _run(lambda: client.approve(request_id, reason))
+    typer.echo(f"approved; {request}")
+
+
+@requests_app.command("reject")
+def reject_request(
+    request_id: Annotated[int, typer.Argument(help="The request to reject.")],
+    reason: Annotated[
+        str, typer.Option(help="Why not; the requester sees this reason.")
+    ],
+    hub_url: HubUrl = None,
+    profile: Profile = None,
+) -> None:
+    """Reject a request for your organisation, with a reason the requester sees."""
+    if not reason.strip():
+        raise _fail("a rejection needs a reason: pass --reason TEXT", 2)
+    with _client(hub_url, profile) as client:
+        request = _run(lambda: client.reject(request_id, reason))
+    typer.echo(f"rejected; {request}")
+
+
+def _filtered_audit(
+    frame: pd.DataFrame,
+    user: str | None,
+    organisation: str | None,
+    event: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> pd.DataFrame:
+    if user is not None:
+        frame = frame[frame["user"] == user]
+    if organisation is not None:
+        frame = frame[frame["organisation"] == organisation]
+    if event is not None:
+        frame = frame[frame["event"].str.startswith(event)]
+    times = pd.to_datetime(frame["time"], utc=True)
+    if since is not None:
+        frame = frame[times >= pd.Timestamp(since).tz_localize("UTC")]
+        times = pd.to_datetime(frame["time"], utc=True)
+    if until is not None:
+        frame = frame[times < pd.Timestamp(until).tz_localize("UTC")]
+    return frame
+
+
+AuditRequest = Annotated[
+    int | None, typer.Option("--request", help="Only records about this request.")
+]
+AuditUser = Annotated[str | None, typer.Option(help="Only this user's records.")]
+AuditOrganisation = Annotated[
+    str | None, typer.Option(help="Only this organisation's records.")
+]
+AuditEvent = Annotated[
+    str | None, typer.Option(help="Only events starting with this, e.g. request.")
+]
+Since = Annotated[
+    datetime | None, typer.Option(help="Only records at or after this UTC time.")
+]
+Until = Annotated[
+    datetime | None, typer.Option(help="Only records before this UTC time.")
+]
+
+
+@audit_app.command("show")
+def show_audit(
+    request: AuditRequest = None,
+    user: AuditUser = None,
+    organisation: AuditOrganisation = None,
+    event: AuditEvent = None,
+    since: Since = None,
+    until: Until = None,
+    hub_url: HubUrl = None,
+    profile: Profile = None,
+) -> None:
+    """Print the hub's audit records, oldest first, with optional filters."""
+    with _client(hub_url, profile) as client:
+        frame = _run(lambda: client.audit(request))
+    frame = _filtered_audit(frame, user, organisation, event, since, until)
+    if frame.empty:
+        typer.echo("no audit records match")
+        return
+    shown = frame[["seq", "time", "event", "organisation", "user", "role", "outcome"]]
+    _print_frame(shown.set_index("seq"))
+
+
+@audit_app.command("export")
+def export_audit(
+    out: Annotated[Path, typer.Option(help="CSV file to write.")],
+    request: AuditRequest = None,
+    user: AuditUser = None,
+    organisation: AuditOrganisation = None,
+    event: AuditEvent = None,
+    since: Since = None,
+    until: Until = None,
+    hub_url: HubUrl = None,
+    profile: Profile = None,
+) -> None:
+    """Write the hub's audit records to a CSV file, hashes included."""
+    with _client(hub_url, profile) as client:
+        frame = _run(lambda: client.audit(request))
+    frame = _filtered_audit(frame, user, organisation, event, since, until).copy()
+    for column in ("objects", "details"):
+        frame[column] = frame[column].map(
+            lambda value: json.dumps(value, sort_keys=True)
+        )
+    frame.to_csv(out, index=False)
+    typer.echo(f"wrote {len(frame)} audit records to {out}")
+
+
+@audit_app.command("verify")
+def verify_audit(
+    station_config: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--station-config",
+            help="Also verify this station's own chain (repeatable; run where "
+            "the station's state directory is).",
+        ),
+    ] = None,
+    hub_url: HubUrl = None,
+    profile: Profile = None,
+) -> None:
+    """Verify the hub's hash chain and, with --station-config, stations' chains.
+
+    Exits 1 if any chain is broken, naming the first bad record.
+    """
+    from station.config import ConfigError, load_config
+    from station.ledger import StationLedger
+
+    broken = False
+    with _client(hub_url, profile) as client:
+        report = _run(client.verify_audit)
+    if report["ok"]:
+        typer.echo(f"hub: intact, {report['records']} records")
+    else:
+        broken = True
+        typer.echo(
+            f"hub: BROKEN at record {report['first_bad_seq']}: {report['reason']}"
+        )
+    for path in station_config or []:
+        try:
+            config = load_config(path)
+        except ConfigError as exc:
+            raise _fail(str(exc), 2) from exc
+        station_report = StationLedger(config.station.state_dir).audit.verify()
+        name = config.station.name
+        if station_report.ok:
+            typer.echo(f"{name}: intact, {station_report.records} records")
+        else:
+            broken = True
+            typer.echo(f"{name}: BROKEN, {station_report.describe()}")
+    if broken:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `requests` and `audit` command groups to `app`."""
+    app.add_typer(requests_app, name="requests", help="Review requests (stewards).")
+    app.add_typer(audit_app, name="audit", help="Read and verify the audit trail.")
