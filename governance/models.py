@@ -153,6 +153,51 @@ class Collaboration(Base):
     )
 
 
+class RuleVersion(Base):
+    """One version of a collaboration's rules: the first, or a proposed change.
+
+    ``state`` is proposed, active, superseded or withdrawn. A proposal
+    becomes active when a steward of every member organisation that has a
+    steward has accepted it; the version it replaces becomes superseded.
+    """
+
+    __tablename__ = "rule_versions"
+    __table_args__ = (UniqueConstraint("collaboration_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    collaboration_id: Mapped[int] = mapped_column(ForeignKey("collaborations.id"))
+    version: Mapped[int]
+    rules: Mapped[dict[str, Any]]
+    state: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    proposed_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    activated_at: Mapped[datetime | None]
+
+    collaboration: Mapped[Collaboration] = relationship()
+    acceptances: Mapped[list[RuleAcceptance]] = relationship(
+        back_populates="version",
+        cascade="all, delete-orphan",
+        order_by="RuleAcceptance.id",
+    )
+
+
+class RuleAcceptance(Base):
+    """A member organisation's acceptance of a proposed rule version."""
+
+    __tablename__ = "rule_acceptances"
+    __table_args__ = (UniqueConstraint("version_id", "organisation_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("rule_versions.id"))
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    steward: Mapped[str] = mapped_column(String(100))
+    accepted_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+    version: Mapped[RuleVersion] = relationship(back_populates="acceptances")
+    organisation: Mapped[Organisation] = relationship()
+
+
 class DatasetRegistration(Base):
     """A station's registration of a dataset it has, with its public schema."""
 

@@ -500,3 +500,28 @@ class Client:
     def verify_audit(self) -> dict[str, Any]:
         """Verify the hub's audit chain; return ok, records, first_bad_seq, reason."""
         return self._call("GET", "/audit/verify")
+
+    # Collaboration rules (stewards propose and accept changes)
+
+    def rules(self, collaboration: str | None = None) -> list[dict[str, Any]]:
+        """Return every version of a collaboration's rules, newest first."""
+        name = self.default_collaboration(collaboration)
+        return self._call("GET", f"/collaborations/{name}/rules")
+
+    def propose_rules(
+        self, changes: dict[str, Any], reason: str, collaboration: str | None = None
+    ) -> dict[str, Any]:
+        """Propose new values for some rules (steward); returns the new version."""
+        name = self.default_collaboration(collaboration)
+        return self._call(
+            "POST",
+            f"/collaborations/{name}/rules",
+            json={"changes": changes, "reason": reason},
+        )
+
+    def accept_rules(
+        self, version: int, collaboration: str | None = None
+    ) -> dict[str, Any]:
+        """Accept a proposed rule version for your organisation (steward)."""
+        name = self.default_collaboration(collaboration)
+        return self._call("POST", f"/collaborations/{name}/rules/{int(version)}/accept")

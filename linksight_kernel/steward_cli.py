@@ -20,6 +20,7 @@ from linksight_kernel.requests import organisation_table
 
 requests_app = typer.Typer(help="List, inspect, approve and reject requests.")
 audit_app = typer.Typer(help="Read, verify and export the audit trail.")
+rules_app = typer.Typer(help="Show, propose and accept collaboration rules.")
 
 REQUEST_STATES = (
     "submitted",
@@ -234,7 +235,75 @@ def verify_audit(
         raise typer.Exit(1)
 
 
+Collaboration = Annotated[
+    str | None,
+    typer.Option("--collaboration", "-c", help="The collaboration (default: yours)."),
+]
+
+
+def _describe_version(version: dict) -> str:
+    line = f"version {version['version']}: {version['state']}"
+    if version["state"] == "proposed":
+        line += f", awaiting {', '.join(version['awaiting']) or 'nobody'}"
+    return line + f" (by {version['proposed_by']}: {version['reason']})"
+
+
+@rules_app.command("show")
+def show_rules(
+    collaboration: Collaboration = None,
+    hub_url: HubUrl = None,
+    profile: Profile = None,
+) -> None:
+    """Show the rules in force, open proposals and the history of versions."""
+    with _client(hub_url, profile) as client:
+        versions = _run(lambda: client.rules(collaboration))
+    for version in versions:
+        typer.echo(_describe_version(version))
+        if version["state"] in ("active", "proposed"):
+            for rule, value in sorted(version["rules"].items()):
+                typer.echo(f"    {rule} = {json.dumps(value)}")
+
+
+@rules_app.command("propose")
+def propose_rules(
+    changes: Annotated[
+        list[str], typer.Argument(help="RULE=VALUE pairs; VALUE in JSON, e.g. 15.")
+    ],
+    reason: Annotated[str, typer.Option(help="Why the rules should change.")],
+    collaboration: Collaboration = None,
+    hub_url: HubUrl = None,
+    profile: Profile = None,
+) -> None:
+    """Propose new values for rules; every member's steward must accept them."""
+    parsed = {}
+    for change in changes:
+        rule, separator, text = change.partition("=")
+        if not separator or not rule:
+            raise _fail(f"invalid change {change!r}: write RULE=VALUE", 2)
+        try:
+            parsed[rule] = json.loads(text)
+        except json.JSONDecodeError:
+            parsed[rule] = text
+    with _client(hub_url, profile) as client:
+        version = _run(lambda: client.propose_rules(parsed, reason, collaboration))
+    typer.echo("proposed " + _describe_version(version))
+
+
+@rules_app.command("accept")
+def accept_rules(
+    version: Annotated[int, typer.Argument(help="The proposed version to accept.")],
+    collaboration: Collaboration = None,
+    hub_url: HubUrl = None,
+    profile: Profile = None,
+) -> None:
+    """Accept a proposed version of the rules for your organisation."""
+    with _client(hub_url, profile) as client:
+        accepted = _run(lambda: client.accept_rules(version, collaboration))
+    typer.echo("accepted " + _describe_version(accepted))
+
+
 def register(app: typer.Typer) -> None:
-    """Add the `requests` and `audit` command groups to `app`."""
+    """Add the `requests`, `rules` and `audit` command groups to `app`."""
     app.add_typer(requests_app, name="requests", help="Review requests (stewards).")
+    app.add_typer(rules_app, name="rules", help="Collaboration rules (stewards).")
     app.add_typer(audit_app, name="audit", help="Read and verify the audit trail.")

@@ -20,6 +20,8 @@ request's dataset in that collaboration.
 | GET /requests/{id}/result | submitter, admin |
 | GET /tasks/{task_id}, POST /tasks/{task_id}/events | station that is a party |
 | GET /tokens, POST /tokens, DELETE /tokens/{id} | own: anyone; others': admin |
+| GET /collaborations/{name}/rules | member users, admin |
+| POST .../rules, .../rules/{v}/accept, .../withdraw | steward of a member |
 | GET /audit, GET /audit/verify | admin, steward |
 """
 
@@ -30,6 +32,7 @@ from governance.routers import (
     health,
     organisations,
     requests,
+    rules,
     stations,
     tasks,
     tokens,
@@ -43,6 +46,7 @@ ROUTERS = (
     tokens.router,
     stations.router,
     collaborations.router,
+    rules.router,
     datasets.router,
     requests.router,
     tasks.router,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from sqlalchemy import select
 
+from governance import rule_versions
 from governance.api_models import (
     BudgetOut,
     CollaborationCreate,
@@ -63,6 +64,7 @@ def create_collaboration(
         created_at=utc_now(),
     )
     session.add(collaboration)
+    rule_versions.create_first_version(session, collaboration, admin.name)
     record(
         session,
         hub,

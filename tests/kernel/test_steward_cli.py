@@ -139,3 +139,42 @@ def test_audit_needs_steward(playground):
     outcome = runner.invoke(app, ["audit", "show", "--profile", "kim"])
     assert outcome.exit_code == 1
     assert "steward" in outcome.stderr
+
+
+def test_rules_propose_accept_show(playground):
+    collaboration = ["--collaboration", "waiting-lists"]
+    proposed = runner.invoke(
+        app,
+        [
+            "rules",
+            "propose",
+            "max_group_levels=30",
+            "--reason",
+            "fewer cells",
+            *collaboration,
+            "--profile",
+            "steward-a",
+        ],
+    )
+    version = re.search(r"version (\d+)", proposed.stdout).group(1)
+    runner.invoke(
+        app, ["rules", "accept", version, *collaboration, "--profile", "steward-b"]
+    )
+    accepted = runner.invoke(
+        app, ["rules", "accept", version, *collaboration, "--profile", "steward-c"]
+    )
+    shown = runner.invoke(app, ["rules", "show", *collaboration, "--profile", "kim"])
+    assert proposed.exit_code == 0, proposed.output
+    assert "awaiting Hospital B, Hospital C" in proposed.stdout
+    assert accepted.exit_code == 0, accepted.output
+    assert f"version {version}: active" in accepted.stdout
+    assert "max_group_levels = 30" in shown.stdout
+
+
+def test_rules_propose_malformed_change(playground):
+    outcome = runner.invoke(
+        app,
+        ["rules", "propose", "min_count", "--reason", "x", "--profile", "steward-a"],
+    )
+    assert outcome.exit_code == 2
+    assert "write RULE=VALUE" in outcome.stderr
