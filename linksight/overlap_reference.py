@@ -114,8 +114,9 @@ def compare_overlap(
 ) -> list[str]:
     """Describe every figure that differs between the two results.
 
-    A federated figure that disclosure control suppressed (persons None) is
-    not compared. Counts must be equal; shares may differ by `tolerance`.
+    A federated figure that disclosure control suppressed (persons None, or
+    NaN once in a DataFrame) is not compared. Counts must be equal, and
+    shares may differ by `tolerance`.
     """
     keys = [*group_by, "measure", "lists"]
     pooled_by_key = {tuple(str(row[k]) for k in keys): row for row in pooled}
@@ -128,15 +129,19 @@ def compare_overlap(
         if reference is None:
             problems.append(f"figure {key} is not in the pooled result")
             continue
-        if row["persons"] is None:
+        if _missing(row["persons"]):
             continue
         if row["persons"] != reference["persons"]:
             problems.append(
                 f"{key}: {row['persons']} persons but {reference['persons']} pooled"
             )
         share, expected = row.get("share"), reference.get("share")
-        if (share is None) != (expected is None) or (
-            share is not None and abs(share - expected) > tolerance
+        if _missing(share) != _missing(expected) or (
+            not _missing(share) and abs(share - expected) > tolerance
         ):
             problems.append(f"{key}: share {share!r} but {expected!r} pooled")
     return problems
+
+
+def _missing(value: Any) -> bool:
+    return value is None or bool(pd.isna(value))

@@ -1,7 +1,8 @@
 """`linksight playground`: a hub, three stations and JupyterLab on 127.0.0.1.
 
 The playground starts the network of :mod:`linksight.network` with the
-NCCTG lung data, writes a client config file with the scientist's token
+NCCTG lung data and, in collaboration ``waiting-lists``, one clinic's COVID
+tests per station, writes a client config file with the scientist's token
 and the stewards' tokens as profiles (mode 0600), copies the example
 notebooks into its state directory, and starts JupyterLab there with
 LINKSIGHT_CONFIG pointing at the config, so ``%linksight connect`` needs no
@@ -212,6 +213,7 @@ def start_playground(
     try:
         network.start_hub()
         network.set_up_lung_study()
+        network.set_up_waiting_lists()
         kim = network.call(
             "POST",
             "/users",

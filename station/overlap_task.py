@@ -135,30 +135,52 @@ def _label(figure: dict[str, Any], names: list[str]) -> str:
 def _checks(
     output: dict[str, Any], lists: OverlapLists, names: list[str]
 ) -> list[dict[str, Any]]:
-    checks = []
+    # Every check has rule, statistic, cell (group values) and passed, as
+    # the checks of aggregate results do.
+    checks: list[dict[str, Any]] = []
     if output.get("rule") == "min_list_size":
         for check in output["checks"]:
+            name = names[check["list"]]
             checks.append(
                 {
                     "rule": "min_list_size",
-                    "list": names[check["list"]],
+                    "statistic": f"list_size ({name})",
+                    "list": name,
+                    "cell": {},
                     "passed": check["passed"],
                 }
             )
         return checks
     for check in output["checks"]:
-        figure = output["figures"][check["figure"]]
+        if "region" in check:
+            measure = "only_on"
+            label = ", ".join(names[i] for i in check["region"])
+            cell = lists.cells[check["cell"]]
+        else:
+            figure = output["figures"][check["figure"]]
+            measure = figure["measure"]
+            label = _label(figure, names)
+            cell = lists.cells[figure["cell"]]
         checks.append(
             {
                 "rule": check["rule"],
-                "measure": figure["measure"],
-                "lists": _label(figure, names),
-                "cell": lists.cell_names[figure["cell"]],
+                "statistic": f"{measure} ({label})",
+                "measure": measure,
+                "lists": label,
+                "cell": dict(zip(lists.group_by, cell, strict=True)),
                 "passed": check["passed"],
             }
         )
     for request in output.get("suspect_requests", []):
-        checks.append({"rule": "differencing", "request": request, "passed": False})
+        checks.append(
+            {
+                "rule": "differencing",
+                "statistic": f"request {request}",
+                "request": request,
+                "cell": {},
+                "passed": False,
+            }
+        )
     return checks
 
 
@@ -202,10 +224,11 @@ def _blocked(
         )
         return {"rule": rule, "message": message, "failed": len(short)}
     if rule == "differencing":
-        requests = ", ".join(output.get("suspect_requests", []))
+        # The history is newest first; the checks name every earlier answer.
+        newest = output["suspect_requests"][0]
         message = (
             "blocked by disclosure control, rule differencing: a figure of this "
-            f"answer differs from the released answer to request(s) {requests} "
+            f"answer differs from the released answer to request {newest} "
             f"by 1 to {min_count - 1} persons, so comparing the two would single "
             "those persons out. The query is refused and logged as a possible "
             "differencing attack. Ask a question whose answer differs from "
@@ -213,14 +236,22 @@ def _blocked(
         )
         return {"rule": rule, "message": message, "failed": 1}
     failed = [c for c in checks if not c["passed"] and c.get("measure") != "invalid"]
+    rule = failed[0]["rule"] if failed else "min_count"
     described = "; ".join(
-        f"{c['measure']} ({c['lists']})" + (f" for {c['cell']}" if c["cell"] else "")
+        c["statistic"]
+        + (
+            " for " + ", ".join(f"{k}={v}" for k, v in c["cell"].items())
+            if c["cell"]
+            else ""
+        )
         for c in failed
     )
+    # only_on (a, b) counts the persons on exactly lists a and b; it is not
+    # released, but differences of released figures would reveal it.
     message = (
-        f"blocked by disclosure control, rule min_count: {len(failed)} figure(s) "
+        f"blocked by disclosure control, rule {rule}: {len(failed)} figure(s) "
         f"rest on fewer than {min_count} persons: {described}. To release the "
         "output, compare fewer lists with AT (...), widen the filter, or group "
         "on fewer or coarser columns."
     )
-    return {"rule": "min_count", "message": message, "failed": len(failed)}
+    return {"rule": rule, "message": message, "failed": len(failed)}

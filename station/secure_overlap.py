@@ -23,10 +23,10 @@ Protocol:
    combination of lists (each region of the Venn diagram).
 4. Counting and release (MPC): the comparer secret-shares the region counts,
    every owner its padding counts and its invalid-identifier counts. The
-   parties compute every figure, open one pass/fail bit per figure
-   (at least ``min_count``) and, if all pass, one bit per earlier answer
-   that a figure of this one differs from by 1 to ``min_count - 1``. Only
-   then are the figures opened.
+   parties compute every figure, open one pass/fail bit per figure and per
+   Venn region (at least ``min_count``) and, if all pass, one bit per earlier
+   answer that a figure of this one differs from by 1 to ``min_count - 1``.
+   Only then are the figures opened.
 
 Who learns what (semi-honest parties, no two colluding):
 
@@ -214,7 +214,9 @@ class OverlapRun:
                 received = await mpc.transfer(list_in_hand, sender_receivers=ring)
                 list_in_hand = received[0]
                 if list_in_hand is not None:
-                    list_in_hand = await _off_loop(self._blind_in_hand, list_in_hand, key)
+                    list_in_hand = await _off_loop(
+                        self._blind_in_hand, list_in_hand, key
+                    )
                 logger.debug("blinding hop %d of %d done", hop, self.parties - 1)
             self.timings["blinding_seconds"] = time.monotonic() - started
         finally:
@@ -260,15 +262,27 @@ class OverlapRun:
             self._figure_value(f, shared_regions, padding, invalid, width)
             for f in figures
         ]
-        passes = await mpc.output([v >= self.min_count for v in values])
-        checks = [
+        regions, region_values = self._region_values(shared_regions, padding, width)
+        checked = values + region_values
+        passes = await mpc.output([v >= self.min_count for v in checked])
+        checks: list[dict[str, Any]] = [
             {"figure": index, "rule": "min_count", "passed": bool(int(bit))}
-            for index, bit in enumerate(passes)
+            for index, bit in enumerate(passes[: len(values)])
         ]
+        for (cell, members), bit in zip(regions, passes[len(values) :], strict=True):
+            checks.append(
+                {
+                    "region": list(members),
+                    "cell": cell,
+                    "rule": "min_region",
+                    "passed": bool(int(bit)),
+                }
+            )
         main_failed = [
-            c
-            for c, f in zip(checks, figures, strict=True)
-            if not c["passed"] and not f.invalid
+            check
+            for check in checks
+            if not check["passed"]
+            and not ("figure" in check and figures[check["figure"]].invalid)
         ]
         output: dict[str, Any] = {
             "figures": [
@@ -289,12 +303,41 @@ class OverlapRun:
             output["suspect_requests"] = suspects
             return output
 
-        released = [v for v, c in zip(values, checks, strict=True) if c["passed"]]
+        figure_checks = checks[: len(values)]
+        released = [
+            v for v, c in zip(values, figure_checks, strict=True) if c["passed"]
+        ]
         opened = await mpc.output(released)
         numbers = iter(int(v) for v in opened)
-        output["values"] = [next(numbers) if c["passed"] else None for c in checks]
+        output["values"] = [
+            next(numbers) if c["passed"] else None for c in figure_checks
+        ]
         output["keys"] = keys
         return output
+
+    def _region_values(
+        self, regions: list[Any], padding: list[list[Any]], width: int
+    ) -> tuple[list[tuple[int, tuple[int, ...]]], list[Any]]:
+        """Return every Venn region (persons on exactly these lists) per cell.
+
+        Every released figure is a sum of regions, so when every region has
+        at least min_count persons, so has every difference of two released
+        figures, such as a list's persons on no other list.
+        """
+        names: list[tuple[int, tuple[int, ...]]] = []
+        values = []
+        for cell in range(len(self.cells)):
+            for mask in range(1, width + 1):
+                members = tuple(
+                    owner for bit, owner in enumerate(self.owners) if mask >> bit & 1
+                )
+                value = regions[cell * width + mask - 1]
+                if len(members) == 1:
+                    owner_padding = padding[self.owners.index(members[0])]
+                    value = value - owner_padding[cell]
+                names.append((cell, members))
+                values.append(value)
+        return names, values
 
     def _figure_value(
         self,

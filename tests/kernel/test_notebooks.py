@@ -22,7 +22,10 @@ PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 
 
 def test_every_analysis_has_notebook():
-    assert [path.name for path in PATHS] == ["descriptive_statistics.ipynb"]
+    assert [path.name for path in PATHS] == [
+        "descriptive_statistics.ipynb",
+        "waiting_list.ipynb",
+    ]
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda path: path.stem)

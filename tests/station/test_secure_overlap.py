@@ -89,40 +89,72 @@ def _ids(start: int, stop: int, prefix: str = "") -> list[str]:
     return [f"{prefix}{i}" for i in range(start, stop)]
 
 
+# Persons on exactly these lists (Venn regions), at least 10 in each, so
+# that disclosure control releases every figure.
+REGIONS = {
+    "abc": _ids(0, 10),
+    "ab": _ids(10, 30),
+    "ac": _ids(30, 45),
+    "bc": _ids(45, 70),
+    "a": _ids(100, 130),
+    "b": _ids(200, 240),
+    "c": _ids(0, 12, "x"),
+}
+
+
+def _lists(regions: dict[str, list[str]]) -> list[list[str]]:
+    return [
+        [i for name, ids in regions.items() if letter in name for i in ids]
+        for letter in "abc"
+    ]
+
+
 def test_overlap_three_lists_equal_sets(tmp_path):
-    a = _ids(0, 100)
-    b = _ids(50, 180)
-    c = _ids(90, 130) + _ids(0, 30, "x")
-    outputs = _run(tmp_path, [[a], [b], [c]], [""], [0, 1, 2], comparer=0)
+    a, b, c = map(set, _lists(REGIONS))
+    outputs = _run(tmp_path, [[list(x)] for x in (a, b, c)], [""], [0, 1, 2], 0)
     values = _values(outputs[0])
-    union = set(a) | set(b) | set(c)
     assert outputs[0]["ok"] is True
     assert outputs[0]["status"] == "released"
-    assert values[(0, "unique", (0, 1, 2))] == len(union)
-    assert values[(0, "exactly_3", (0, 1, 2))] == len(set(a) & set(b) & set(c))
-    assert values[(0, "exactly_2", (0, 1, 2))] == 70
-    assert values[(0, "exactly_1", (0, 1, 2))] == 130
-    assert values[(0, "list_size", (2,))] == 70
-    assert values[(0, "pairwise", (0, 1))] == len(set(a) & set(b))
-    assert values[(0, "pairwise", (1, 2))] == len(set(b) & set(c))
-    assert values[(0, "elsewhere", (1,))] == len(set(b) & (set(a) | set(c)))
+    assert values[(0, "unique", (0, 1, 2))] == len(a | b | c)
+    assert values[(0, "exactly_3", (0, 1, 2))] == len(a & b & c)
+    assert values[(0, "exactly_2", (0, 1, 2))] == 20 + 15 + 25
+    assert values[(0, "exactly_1", (0, 1, 2))] == 30 + 40 + 12
+    assert values[(0, "list_size", (2,))] == len(c)
+    assert values[(0, "pairwise", (0, 1))] == len(a & b)
+    assert values[(0, "pairwise", (1, 2))] == len(b & c)
+    assert values[(0, "elsewhere", (1,))] == len(b & (a | c))
     assert all(o["values"] == outputs[0]["values"] for o in outputs)
 
 
 def test_overlap_cells_are_separate(tmp_path):
-    # Identifiers 0-19 are in both cells of list a: each cell counts its own.
-    a = [_ids(0, 40), _ids(0, 20)]
-    b = [_ids(20, 60), _ids(0, 20)]
-    c = [_ids(30, 50), _ids(10, 30)]
-    outputs = _run(tmp_path, [a, b, c], ["g=1", "g=2"], [0, 1, 2], comparer=2)
+    # Cell g=2 holds the same identifiers with lists a and c swapped, so its
+    # figures are cell g=1's with those lists swapped.
+    a, b, c = _lists(REGIONS)
+    outputs = _run(tmp_path, [[a, c], [b, b], [c, a]], ["g=1", "g=2"], [0, 1, 2], 2)
     values = _values(outputs[1])
     assert outputs[1]["status"] == "released"
-    assert values[(0, "unique", (0, 1, 2))] == 60
-    assert values[(0, "pairwise", (0, 1))] == 20
-    assert values[(0, "exactly_3", (0, 1, 2))] == 10
-    assert values[(1, "unique", (0, 1, 2))] == 30
-    assert values[(1, "pairwise", (0, 1))] == 20
-    assert values[(1, "exactly_1", (0, 1, 2))] == 10
+    assert values[(0, "pairwise", (0, 1))] == 30
+    assert values[(1, "pairwise", (0, 1))] == 35
+    assert values[(0, "list_size", (0,))] == values[(1, "list_size", (2,))]
+    assert values[(0, "unique", (0, 1, 2))] == values[(1, "unique", (0, 1, 2))]
+
+
+def test_overlap_blocks_small_region(tmp_path):
+    # Only 5 persons are on lists a and c but not b: that count is never
+    # released, but list sizes and intersections would reveal it.
+    regions = dict(REGIONS, ac=_ids(30, 35))
+    a, b, c = _lists(regions)
+    outputs = _run(tmp_path, [[a], [b], [c]], [""], [0, 1, 2], 0)
+    checks = outputs[0]["checks"]
+    failed_regions = [c for c in checks if "region" in c and not c["passed"]]
+    failed_figures = [c["figure"] for c in checks if "figure" in c and not c["passed"]]
+    invalid_counts = [13, 14, 15]  # zero invalid identifiers, suppressed
+    assert outputs[0]["status"] == "blocked"
+    assert outputs[0]["values"] is None
+    assert failed_regions == [
+        {"region": [0, 2], "cell": 0, "rule": "min_region", "passed": False}
+    ]
+    assert failed_figures == invalid_counts
 
 
 def test_overlap_febrl_true_matches(tmp_path):
@@ -158,14 +190,15 @@ def test_overlap_short_list_blocks_before_blinding(tmp_path):
 
 
 def test_overlap_differencing_against_history(tmp_path):
-    a, b, c = _ids(0, 100), _ids(50, 150), _ids(90, 111) + _ids(200, 260)
+    a, b, c = _lists(REGIONS)
+    pair = "|pairwise|station-0,station-1"  # 30 persons in this answer
     history = [
         {
             "request_id": "far",
-            "figures": {"|unique|station-0,station-1,station-2": 180},
+            "figures": {"|unique|station-0,station-1,station-2": 100},
         },
-        {"request_id": "near", "figures": {"|pairwise|station-0,station-1": 47}},
-        {"request_id": "same", "figures": {"|pairwise|station-0,station-1": 50}},
+        {"request_id": "near", "figures": {pair: 27}},
+        {"request_id": "same", "figures": {pair: 30}},
     ]
     outputs = _run(tmp_path, [[a], [b], [c]], [""], [0, 1, 2], 0, history=history)
     for output in outputs:
