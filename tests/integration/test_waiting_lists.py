@@ -103,20 +103,28 @@ def test_differencing_query_is_refused(waiting_list_network):
     assert again["status"] == "released"
     assert second["status"] == "blocked"
     assert second["blocked"]["rule"] == "differencing"
-    assert str(first_request["id"]) in second["blocked"]["message"]
+    # The message names the newest earlier answer, the checks every one.
+    assert f"request {again_request['id']}" in second["blocked"]["message"]
     assert "possible differencing attack" in second["blocked"]["message"]
     # Invalid-identifier counts below 10 are suppressed, never blocking.
     failed = [
         c for c in second["checks"] if not c["passed"] and c.get("measure") != "invalid"
     ]
     assert {c["rule"] for c in failed} == {"differencing"}
+    assert [c["request"] for c in failed] == [
+        str(again_request["id"]),
+        str(first_request["id"]),
+    ]
     station = waiting_list_network.stations[0]
     ledger = StationLedger(load_config(station.config_path).station.state_dir)
     logged = [
         r for r in ledger.audit.records() if r["event"] == "differencing_suspected"
     ]
     assert len(logged) == 1
-    assert str(first_request["id"]) in logged[0]["details"]["earlier_requests"]
+    assert logged[0]["details"]["earlier_requests"] == [
+        str(again_request["id"]),
+        str(first_request["id"]),
+    ]
     assert again_request["state"] == "completed"
 
 
