@@ -1,9 +1,9 @@
 """A station's own lists for an overlap query, before anything is blinded.
 
 The station reads the identifier column and the group-by columns of the
-rows that pass the query's filter, normalises the identifiers by the
-schema's rules, and keeps, per cell (one combination of group-by levels),
-the distinct valid identifiers and the number of invalid ones. Rows whose
+rows that pass the query's filter and normalises the identifiers by the
+schema's rules. Per cell (one combination of group-by levels) it keeps the
+distinct valid identifiers and the number of invalid ones. Rows whose
 group-by value is missing belong to no cell, as in pandas' groupby.
 """
 

@@ -27,7 +27,7 @@ HISTORY_LIMIT = 20
 
 @dataclass(frozen=True)
 class OverlapPlan:
-    """Who takes which role in one overlap task."""
+    """The roles of the parties in one overlap task: list owners and comparer."""
 
     owners: list[int]
     comparer: int
