@@ -181,6 +181,7 @@ def check(outputs: list[dict[str, Any]], pooled: list[dict[str, Any]]) -> int:
 def measure(size: int, threads: int) -> dict[str, Any]:
     """Run one size and return its figures."""
     lists = make_lists(size)
+    load_before = os.getloadavg()[0]
     pooled_seconds, pooled = time_pooled(lists)
     with tempfile.TemporaryDirectory(prefix="linksight-overlap-bench-") as root:
         seconds, outputs = run_parties(lists, threads, Path(root), timeout=1800)
@@ -195,16 +196,27 @@ def measure(size: int, threads: int) -> dict[str, Any]:
         "blinding_seconds": max(o["timings"]["blinding_seconds"] for o in outputs),
         "counting_seconds": max(o["timings"]["counting_seconds"] for o in outputs),
         "peak_mb": max(o["peak_rss_mb"] for o in outputs),
+        "cpu_seconds": [o["cpu_seconds"] for o in outputs],
         "blinded": blinded,
         "unique": unique,
         "compared": compared,
         "pooled_seconds": pooled_seconds,
+        # Runnable processes on the machine, averaged over one minute, from
+        # before the run and at its end: other work slows the parties down.
+        "load": (load_before, os.getloadavg()[0]),
     }
+    # On an idle machine the parties' CPU time is spread over the cores, but
+    # no faster than the busiest party: an estimate, not a measurement.
+    cores = os.cpu_count() or 1
+    result["idle_estimate"] = max(
+        sum(result["cpu_seconds"]) / cores, max(result["cpu_seconds"])
+    )
     print(
         f"3 x {size:,}: {seconds:.1f} s wall ({result['blinding_seconds']:.1f} s "
         f"blinding), {blinded:,} scalar multiplications, peak "
         f"{result['peak_mb']:.0f} MB per party; pandas {pooled_seconds:.2f} s; "
-        f"{compared} figures equal to pandas",
+        f"{compared} figures equal to pandas; CPU {result['cpu_seconds']} s, "
+        f"idle-machine estimate {result['idle_estimate']:.1f} s",
         flush=True,
     )
     return result
@@ -231,8 +243,9 @@ def render(results: list[dict[str, Any]], command: str) -> str:
         "",
         "| lists | threads per party | wall (s) | blinding (s) | counting and MPC "
         "(s) | scalar multiplications | peak memory per party (MB) | "
-        "pandas (s) | ratio |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "pandas (s) | ratio | load before, after | CPU per party (s) | "
+        "idle estimate (s) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         ratio = r["seconds"] / r["pooled_seconds"]
@@ -240,7 +253,9 @@ def render(results: list[dict[str, Any]], command: str) -> str:
             f"| 3 x {r['size']:,} | {r['threads']} | {r['seconds']:.1f} | "
             f"{r['blinding_seconds']:.1f} | {r['counting_seconds']:.1f} | "
             f"{r['blinded']:,} | {r['peak_mb']:.0f} | {r['pooled_seconds']:.2f} | "
-            f"{ratio:,.0f} |"
+            f"{ratio:,.0f} | {r['load'][0]:.1f}, {r['load'][1]:.1f} | "
+            f"{', '.join(f'{c:.0f}' for c in r['cpu_seconds'])} | "
+            f"{r['idle_estimate']:.0f} |"
         )
     lines += [
         "",
@@ -248,7 +263,13 @@ def render(results: list[dict[str, Any]], command: str) -> str:
         "three stations, so 3 x N identifiers cost about 9 x N variable-base",
         "scalar multiplications (plus up to 100 padding elements per list),",
         "and libsodium's `crypto_scalarmult_ristretto255` is the bulk of the",
-        "time. Other processes on a shared machine slow the run down.",
+        "time. The load column is the one-minute load average of the machine",
+        "(2 cores) before and after each run; above 3 (the three parties),",
+        "other processes were competing for the cores and the times are",
+        "longer than on an idle machine. The idle estimate is the larger of",
+        "the parties' CPU time divided by the cores and the busiest party's",
+        "CPU time: what the wall time would be if the three parties had the",
+        "machine to themselves, an estimate and not a measurement.",
         "",
         END_MARK,
     ]

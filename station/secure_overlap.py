@@ -442,6 +442,8 @@ async def overlap_and_release(config: dict[str, Any]) -> dict[str, Any]:
     output["timings"] = {k: round(v, 3) for k, v in run.timings.items()}
     output["timings"]["protocol_seconds"] = round(time.monotonic() - started, 3)
     output["elements_blinded"] = run.elements_blinded
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     # ru_maxrss is in kilobytes on Linux.
-    output["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    output["peak_rss_mb"] = usage.ru_maxrss / 1024
+    output["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 3)
     return output
