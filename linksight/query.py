@@ -194,6 +194,11 @@ def filter_columns(node: Filter | None) -> list[str]:
     return columns
 
 
+# Deepest nesting of parentheses and `not` in a filter; deeper trees would
+# exhaust Python's recursion limit in the parser and in validation.
+MAX_FILTER_DEPTH = 32
+
+
 class QueryError(ValueError):
     """A query that cannot be parsed or does not fit the dataset's schema.
 
@@ -321,6 +326,7 @@ class _Parser:
         self.tokens = _tokenize(text)
         self.index = 0
         self.schemas = schemas
+        self.depth = 0
         self.schema: DatasetSchema | None = None
         # Column references with their positions, checked once FROM is known.
         self.references: list[tuple[str, int, str]] = []
@@ -649,15 +655,24 @@ class _Parser:
         return items[0] if len(items) == 1 else And(items=items)
 
     def not_expression(self) -> Filter:
-        if self.current.keyword == "not":
-            self.advance()
-            return Not(item=self.not_expression())
-        if self.at_punct("("):
+        if self.current.keyword != "not" and not self.at_punct("("):
+            return self.condition()
+        self.depth += 1
+        if self.depth > MAX_FILTER_DEPTH:
+            raise self.error(
+                f"the filter nests more than {MAX_FILTER_DEPTH} levels of "
+                "parentheses or not; write it with fewer levels"
+            )
+        try:
+            if self.current.keyword == "not":
+                self.advance()
+                return Not(item=self.not_expression())
             opening = self.advance()
             inner = self.or_expression()
             self.expect_close(opening, "in WHERE")
             return inner
-        return self.condition()
+        finally:
+            self.depth -= 1
 
     def condition(self) -> Filter:
         column = self.column_name("filter")
