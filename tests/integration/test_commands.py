@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 from linksight.demo import compare_records
-from linksight.overlap_reference import compare_overlap
 from linksight.network import lung_schema_path
+from linksight.overlap_reference import compare_overlap
 from station.store import DatasetStore
 
 
