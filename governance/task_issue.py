@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 
 from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from governance.audit_trail import record
@@ -23,7 +24,46 @@ from governance.states import RequestState
 from linksight.query import QuerySpec, format_query
 from linksight.rules import CollaborationRules
 from linksight.signing import sign
-from linksight.tasks import DisclosureSettings, Party, SignedTask, TaskSpec
+from linksight.tasks import (
+    DisclosureSettings,
+    EarlierQuery,
+    Party,
+    SignedTask,
+    TaskSpec,
+)
+
+
+def released_history(
+    session: Session, request: QueryRequest, limit: int
+) -> list[EarlierQuery]:
+    """Return the newest `limit` aggregate queries released on the same dataset.
+
+    Their filters and groupings are public (the scientists wrote them); the
+    stations use them to check that the new query's population does not
+    differ from an earlier one by fewer than the minimum count.
+    """
+    if limit == 0 or request.query_spec.get("kind") not in ("aggregate", "crosstab"):
+        return []
+    earlier = session.scalars(
+        select(QueryRequest)
+        .where(QueryRequest.collaboration_id == request.collaboration_id)
+        .where(QueryRequest.dataset == request.dataset)
+        .where(QueryRequest.state == RequestState.COMPLETED.value)
+        .where(QueryRequest.id != request.id)
+        .order_by(QueryRequest.id.desc())
+        .limit(limit)
+    )
+    history = []
+    for row in earlier:
+        spec = QuerySpec.model_validate(row.query_spec)
+        if spec.kind not in ("aggregate", "crosstab"):
+            continue
+        history.append(
+            EarlierQuery(
+                request_id=str(row.id), where=spec.where, group_by=spec.group_by
+            )
+        )
+    return history
 
 
 def issue_task(session: Session, hub: Hub, request: QueryRequest, actor: Actor) -> None:
@@ -70,6 +110,7 @@ def issue_task(session: Session, hub: Hub, request: QueryRequest, actor: Actor) 
             requester_organisation=request.submitter.organisation.name,
             purpose=request.purpose,
             disclosure=DisclosureSettings(min_count=rules.min_count),
+            history=released_history(session, request, rules.differencing_window),
             mpc_timeout_seconds=hub.settings.task_timeout_seconds,
             issued_at=utc_now().isoformat(),
         )

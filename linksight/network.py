@@ -457,6 +457,26 @@ collaborations = ["{collaboration}"]
                 return
         raise NetworkError(f"no station named {name!r}")
 
+    def set_rules(self, collaboration: str | None = None, **changes: Any) -> None:
+        """Change collaboration rules by a vote of every station's steward."""
+        name = collaboration or self.collaboration
+        path = f"/collaborations/{name}/rules"
+        first, *others = self.stations
+        version = self.call(
+            "POST",
+            path,
+            first.steward_token,
+            json={"changes": changes, "reason": "set up the local network"},
+        )
+        for station in others:
+            version = self.call(
+                "POST", f"{path}/{version['version']}/accept", station.steward_token
+            )
+        if version["state"] != "active":
+            raise NetworkError(
+                f"the rule change is {version['state']}, awaiting {version['awaiting']}"
+            )
+
     def stop_station(self, name: str) -> None:
         """Stop one station daemon (SIGTERM), as when its server goes down."""
         for station in self.stations:

@@ -30,6 +30,13 @@ class CollaborationRules(BaseModel):
     max_group_levels: int = Field(
         default=40, ge=1, description="maximum cells in a grouped output"
     )
+    differencing_window: int = Field(
+        default=20,
+        ge=0,
+        le=200,
+        description="how many earlier released queries on the same dataset a new "
+        "aggregate query is checked against for differencing; 0 turns it off",
+    )
     requires_approval: bool = True
     max_requests: int | None = Field(
         default=None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from linksight.query import QuerySpec
+from linksight.query import Filter, QuerySpec
 
 
 class Party(BaseModel):
@@ -27,6 +27,14 @@ class DisclosureSettings(BaseModel):
     min_count: int = Field(default=10, ge=1)
 
 
+class EarlierQuery(BaseModel):
+    """A query released earlier on the same dataset, for the differencing check."""
+
+    request_id: str
+    where: Filter | None = None
+    group_by: list[str] = []
+
+
 class TaskSpec(BaseModel):
     """The payload the hub signs."""
 
@@ -40,6 +48,11 @@ class TaskSpec(BaseModel):
     requester_organisation: str
     purpose: str = ""
     disclosure: DisclosureSettings
+    history: list[EarlierQuery] = Field(
+        default_factory=list,
+        description="aggregate queries released earlier on the same dataset in "
+        "the collaboration, newest first, checked against differencing",
+    )
     mpc_timeout_seconds: float = Field(default=120.0, gt=0)
     issued_at: str
 

@@ -205,6 +205,70 @@ def compute_local_vector(
     return vector
 
 
+@dataclass(frozen=True)
+class DifferenceCount:
+    """Rows in exactly one of two queries' populations, at this station.
+
+    `column` is None for the rows themselves, or a column whose non-missing
+    values a statistic of the new query reads.
+    """
+
+    request_id: str
+    column: str | None
+    count: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the count as JSON-ready fields."""
+        return {
+            "request_id": self.request_id,
+            "column": self.column,
+            "count": self.count,
+        }
+
+
+def _population(
+    where: Filter | None, group_by: list[str], column: str | None, parameters: list[Any]
+) -> str:
+    conditions = [f"{_quote(c)} IS NOT NULL" for c in group_by]
+    if column is not None:
+        conditions.append(f"{_quote(column)} IS NOT NULL")
+    if where is not None:
+        conditions.append(compile_filter(where, parameters))
+    return " AND ".join(conditions) if conditions else "TRUE"
+
+
+def compute_difference_counts(
+    spec: QuerySpec, layout: Layout, history: list[Any], parquet_path: Path
+) -> list[DifferenceCount]:
+    """Count, per earlier query, the rows in exactly one of the two populations.
+
+    A population is the rows a query's figures rest on: its filter holds and
+    its group-by columns are present, and for a statistic of a column, that
+    column is present too. If two released queries' populations differ by
+    1 to 9 persons, subtracting their results singles those persons out;
+    the pooled counts are checked in MPC, so only pass or fail is opened.
+    """
+    columns: list[str | None] = [None, *layout.columns]
+    counts: list[DifferenceCount] = []
+    with duckdb.connect(":memory:") as connection:
+        for earlier in history:
+            parameters: list[Any] = []
+            sums = []
+            for column in columns:
+                new = _population(spec.where, spec.group_by, column, parameters)
+                old = _population(earlier.where, earlier.group_by, column, parameters)
+                sums.append(
+                    f"coalesce(sum(CASE WHEN coalesce(({new}), FALSE) <> "
+                    f"coalesce(({old}), FALSE) THEN 1 ELSE 0 END), 0)"
+                )
+            sql = f"SELECT {', '.join(sums)} FROM read_parquet(?)"
+            # The file path is the last parameter, after those of the filters.
+            row = connection.execute(sql, [*parameters, str(parquet_path)]).fetchone()
+            for column, count in zip(columns, row or (), strict=True):
+                counts.append(DifferenceCount(earlier.request_id, column, float(count)))
+    return counts
+
+
 def _cell_key(values: tuple[Any, ...]) -> tuple[str, ...]:
     # Parquet may return 1 for an integer level declared as 1; compare as text.
     return tuple(

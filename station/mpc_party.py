@@ -179,6 +179,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
                 config["min_count"],
                 config["requester_contributes"],
                 config["fraction_bits"],
+                config.get("differences", []),
             )
         mpc._closing = True  # type: ignore[attr-defined]
         await mpc.shutdown()

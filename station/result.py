@@ -29,6 +29,17 @@ def build_result(
     min_count = task.disclosure.min_count
     checks = []
     for check in output["checks"]:
+        if check["rule"] == "differencing":
+            what = check["column"] or "rows"
+            checks.append(
+                {
+                    "rule": "differencing",
+                    "statistic": f"{what} versus request {check['request_id']}",
+                    "cell": {},
+                    "passed": check["passed"],
+                }
+            )
+            continue
         spec = layout.outputs[check["output"]]
         checks.append(
             {
@@ -85,6 +96,17 @@ def _blocked_summary(
     failed: list[dict[str, Any]], min_count: int, layout: Layout
 ) -> dict[str, Any]:
     rule = failed[0]["rule"]
+    if rule == "differencing":
+        earlier = sorted({c["statistic"].rsplit(" ", 1)[-1] for c in failed})
+        message = (
+            "blocked by disclosure control, rule differencing: the persons this "
+            f"query covers differ from those of earlier request(s) "
+            f"{', '.join(earlier)} by 1 to {min_count - 1}, whom subtracting the "
+            "two results would single out. To release the output, change the "
+            f"filter so that the two differ by at least {min_count} persons, or "
+            "by none."
+        )
+        return {"rule": rule, "message": message, "failed": len(failed)}
     described = []
     for check in failed:
         cell = ", ".join(f"{k}={v}" for k, v in check["cell"].items()) or "all rows"

@@ -29,6 +29,7 @@ from linksight.rules import CollaborationRules, check_query
 from linksight.tasks import TaskSpec
 from station.aggregates import (
     build_layout,
+    compute_difference_counts,
     compute_local_vector,
     fixed_point_size,
 )
@@ -272,6 +273,12 @@ class TaskRunner:
             vector = compute_local_vector(task.query, layout, current.path)
         except Exception as error:  # a query the local engine cannot run
             raise TaskRefused(f"local computation failed: {error}") from error
+        try:
+            differences = compute_difference_counts(
+                task.query, layout, task.history, current.path
+            )
+        except Exception as error:  # an earlier filter the local engine cannot run
+            raise TaskRefused(f"differencing check failed: {error}") from error
         mine = self.config.station.organisation == task.requester_organisation
         own_vector = vector if mine else [0.0] * len(vector)
         fraction_bits = fixed_point_size(task.query, current.schema, len(task.parties))
@@ -293,6 +300,7 @@ class TaskRunner:
             "min_count": task.disclosure.min_count,
             "requester_contributes": task.requester_organisation in organisations,
             "fraction_bits": fraction_bits,
+            "differences": [d.as_dict() for d in differences],
         }
         return PreparedTask(
             task,

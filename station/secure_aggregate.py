@@ -50,6 +50,7 @@ async def pool_and_release(
     min_count: int,
     requester_contributes: bool,
     fraction_bits: int,
+    differences: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Run the protocol above; every party calls this with its own vectors.
 
@@ -81,6 +82,23 @@ async def pool_and_release(
             # n - 1 divides the sum of squares: also needed when min_count is 1.
             check_bits.append(n >= 2)
             checks.append({"output": index, "rule": "variance_needs_two"})
+    # Differencing: the pooled count of rows in exactly one of this query's
+    # and an earlier query's populations must be 0 or at least min_count.
+    differences = differences or []
+    if differences:
+        shared_counts = mpc.input([secfxp(d["count"]) for d in differences])
+        for index, difference in enumerate(differences):
+            pooled_count = mpc.sum([party[index] for party in shared_counts])
+            isolating = (pooled_count >= 1) * (pooled_count < min_count)
+            check_bits.append(1 - isolating)
+            checks.append(
+                {
+                    "output": None,
+                    "rule": "differencing",
+                    "request_id": difference["request_id"],
+                    "column": difference["column"],
+                }
+            )
     opened = await mpc.output(check_bits)
     for check, bit in zip(checks, opened, strict=True):
         check["passed"] = bool(round(float(bit)))

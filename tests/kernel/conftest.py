@@ -23,6 +23,9 @@ def playground(tmp_path_factory):
     running = start_playground(
         tmp_path_factory.mktemp("playground"), auto_approve=True, approve_delay=1.0
     )
+    # Unrelated tests and notebooks share this playground, so whether a
+    # query is refused for differencing would depend on their order.
+    running.network.set_rules(differencing_window=0)
     saved = {name: os.environ.pop(name, None) for name in (ENV_HUB_URL, ENV_TOKEN)}
     os.environ[ENV_CONFIG] = str(running.config_path)
     try:
