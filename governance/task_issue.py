@@ -109,7 +109,11 @@ def issue_task(session: Session, hub: Hub, request: QueryRequest, actor: Actor) 
             requester=request.submitter.name,
             requester_organisation=request.submitter.organisation.name,
             purpose=request.purpose,
-            disclosure=DisclosureSettings(min_count=rules.min_count),
+            disclosure=DisclosureSettings(
+                min_count=rules.min_count,
+                min_residual_df=rules.min_residual_df,
+                max_parameter_fraction=rules.max_parameter_fraction,
+            ),
             history=released_history(session, request, rules.differencing_window),
             mpc_timeout_seconds=hub.settings.task_timeout_seconds,
             issued_at=utc_now().isoformat(),

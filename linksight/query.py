@@ -5,6 +5,7 @@ A query reads like SQL::
     SELECT count(*), mean(age), var(age) FROM lung WHERE ph.ecog >= 2 GROUP BY sex
     SELECT crosstab(sex, ph.ecog) FROM lung
     SELECT overlap(subject_id) FROM covid AT ('station-a', 'station-b') GROUP BY result
+    SELECT ols(time ~ age + C(sex) + ph.karno) FROM lung WHERE ph.ecog <= 2
 
 Column names may contain dots (``wt.loss``); a name that clashes with a
 keyword is written in backticks. Filters combine comparisons with ``and``,
@@ -18,6 +19,12 @@ intersection and each list's persons that are on another list. It is the
 only place an identifier column may appear. ``AT ('a', 'b')`` compares the
 lists of the named stations only; the other stations holding the dataset
 still take part in the secure computation, with no list of their own.
+
+``ols(y ~ x1 + C(g))`` fits a linear regression by ordinary least squares
+with an intercept, in the formula syntax of R and statsmodels: a numeric
+column enters as itself and ``C(g)`` enters a categorical column as one
+indicator per level after the first (treatment coding). Rows with a missing
+value in any model column are left out. A model query takes no GROUP BY.
 
 The parser builds a :class:`QuerySpec`, a restricted tree that stations turn
 into SQL with bound parameters. Nothing in a query is ever evaluated as
@@ -41,6 +48,7 @@ from linksight.schema import DatasetSchema
 
 AggregateFunction = Literal["count", "sum", "mean", "var"]
 AGGREGATE_FUNCTIONS: tuple[str, ...] = ("count", "sum", "mean", "var")
+MODEL_FUNCTIONS: tuple[str, ...] = ("ols",)
 # Other names accepted for a statistic: SQL's avg, and the words written out.
 FUNCTION_ALIASES = {"avg": "mean", "average": "mean", "variance": "var"}
 COMPARISON_OPERATORS: tuple[str, ...] = ("==", "!=", "<", "<=", ">", ">=")
@@ -128,6 +136,34 @@ Or.model_rebuild()
 Not.model_rebuild()
 
 
+class ModelTerm(BaseModel):
+    """One term on the right of a formula: a numeric column, or ``C(column)``."""
+
+    column: str
+    categorical: bool = False
+
+    @property
+    def label(self) -> str:
+        """The term as written in the formula."""
+        return f"C({self.column})" if self.categorical else self.column
+
+
+class ModelSpec(BaseModel):
+    """A regression formula ``response ~ term + term``, always with an intercept."""
+
+    response: str
+    terms: list[ModelTerm] = Field(min_length=1)
+
+    @property
+    def formula(self) -> str:
+        """The formula text, such as ``time ~ age + C(sex)``."""
+        terms = " + ".join(
+            f"C({_name(t.column)})" if t.categorical else _name(t.column)
+            for t in self.terms
+        )
+        return f"{_name(self.response)} ~ {terms}"
+
+
 class QuerySpec(BaseModel):
     """A parsed query: statistics per group over one dataset, after a filter.
 
@@ -135,19 +171,36 @@ class QuerySpec(BaseModel):
     shown as a table. ``kind == "overlap"`` compares the stations' lists of
     the `identifier` column, per group; it has no aggregates, and `lists`
     names the stations whose lists are compared (empty: every station).
+    ``kind == "ols"`` fits the linear regression `model` and has no
+    aggregates and no groups.
     """
 
     dataset: str
-    kind: Literal["aggregate", "crosstab", "overlap"] = "aggregate"
+    kind: Literal["aggregate", "crosstab", "overlap", "ols"] = "aggregate"
     aggregates: list[Aggregate] = []
     group_by: list[str] = []
     where: Filter | None = None
     identifier: str | None = None
     lists: list[str] = []
+    model: ModelSpec | None = None
 
     @model_validator(mode="after")
     def _check_kind(self) -> QuerySpec:
-        if self.kind == "overlap":
+        if self.kind in MODEL_FUNCTIONS:
+            if (
+                self.model is None
+                or self.aggregates
+                or self.group_by
+                or self.identifier is not None
+                or self.lists
+            ):
+                raise ValueError(
+                    f"an {self.kind} query has one model and no statistics, "
+                    "groups, identifier or AT list"
+                )
+        elif self.model is not None:
+            raise ValueError(f"a {self.kind} query takes no model")
+        elif self.kind == "overlap":
             if self.identifier is None or self.aggregates:
                 raise ValueError(
                     "an overlap query names one identifier column and no statistics"
@@ -164,10 +217,16 @@ class QuerySpec(BaseModel):
     def columns_used(self) -> dict[str, set[str]]:
         """Return each column mentioned, with its uses.
 
-        The uses are output, group_by, filter and link (the identifier of an
-        overlap query).
+        The uses are output, group_by, filter, link (the identifier of an
+        overlap query), covariate (a numeric model term) and factor (a
+        ``C(column)`` model term). A model's response is an output.
         """
         uses: dict[str, set[str]] = {}
+        if self.model is not None:
+            uses.setdefault(self.model.response, set()).add("output")
+            for term in self.model.terms:
+                use = "factor" if term.categorical else "covariate"
+                uses.setdefault(term.column, set()).add(use)
         if self.identifier is not None:
             uses.setdefault(self.identifier, set()).add("link")
         for aggregate in self.aggregates:
@@ -272,7 +331,7 @@ _TOKEN_PATTERN = re.compile(
   | (?P<quoted>`[^`]*`)
   | (?P<string>'[^']*'|"[^"]*")
   | (?P<op><=|>=|==|!=|<>|=|<|>)
-  | (?P<punct>[(),*])
+  | (?P<punct>[(),*~+])
     """,
     re.VERBOSE,
 )
@@ -333,6 +392,7 @@ class _Parser:
         # Literals compared with a column, checked against its type and levels.
         self.literals: list[tuple[str, Literal_, int]] = []
         self.crosstab_positions: list[int] = []
+        self.model: ModelSpec | None = None
 
     # Token helpers
 
@@ -459,6 +519,12 @@ class _Parser:
                     "crosstab(a, b) already groups by its two columns: remove GROUP BY",
                     group_token,
                 )
+            if kind in MODEL_FUNCTIONS:
+                raise self.error(
+                    f"{kind}(...) takes no GROUP BY: add the column to the formula "
+                    "as C(column), or select the group with WHERE",
+                    group_token,
+                )
             group_positions.append(self.current.position)
             group_by.append(self.column_name("group_by"))
             while self.at_punct(","):
@@ -489,6 +555,7 @@ class _Parser:
             where=where,
             identifier=identifier,
             lists=lists,
+            model=self.model,
         )
 
     def station_list(self) -> list[str]:
@@ -545,6 +612,48 @@ class _Parser:
             )
         self.schema = self.schemas[token.text]
 
+    def formula(self, function: str) -> ModelSpec:
+        """Parse ``response ~ term + term`` inside ``ols(...)``."""
+        response = self.column_name("output")
+        if not self.at_punct("~"):
+            raise self.error(
+                f"expected '~' after the response {response!r} but found "
+                f"{self.describe(self.current)}; write a formula, as in "
+                f"{function}(time ~ age + C(sex))"
+            )
+        self.advance()
+        terms: list[ModelTerm] = []
+        while True:
+            token = self.current
+            if (
+                token.kind == "name"
+                and not token.quoted
+                and token.text == "C"
+                and self.tokens[self.index + 1].text == "("
+                and self.tokens[self.index + 1].kind == "punct"
+            ):
+                self.advance()
+                opening = self.advance()
+                term = ModelTerm(column=self.column_name("factor"), categorical=True)
+                self.expect_close(opening, "after C")
+            else:
+                term = ModelTerm(column=self.column_name("covariate"))
+            if term.column == response:
+                raise self.error(
+                    f"the response {response!r} cannot also be a term: remove it "
+                    "from the right of '~'",
+                    token,
+                )
+            if any(t.column == term.column for t in terms):
+                raise self.error(
+                    f"column {term.column!r} is in the formula twice: remove one",
+                    token,
+                )
+            terms.append(term)
+            if not self.at_punct("+"):
+                return ModelSpec(response=response, terms=terms)
+            self.advance()
+
     def select_list(self) -> tuple[str, list[Aggregate], list[str]]:
         aggregates: list[Aggregate] = []
         crosstab_columns: list[str] = []
@@ -563,7 +672,18 @@ class _Parser:
                 )
             name = FUNCTION_ALIASES.get(token.text.lower(), token.text.lower())
             self.advance()
-            if name == "overlap" or kind == "overlap":
+            if name in MODEL_FUNCTIONS or kind in MODEL_FUNCTIONS:
+                if aggregates or crosstab_columns or kind != "aggregate":
+                    raise self.error(
+                        f"{kind if kind in MODEL_FUNCTIONS else name}(...) must be "
+                        "the only item after SELECT",
+                        token,
+                    )
+                opening = self.expect_punct("(")
+                self.model = self.formula(name)
+                self.expect_close(opening, f"after {name}")
+                kind = name
+            elif name == "overlap" or kind == "overlap":
                 if aggregates or crosstab_columns or name != "overlap":
                     raise self.error(
                         "overlap(id) must be the only item after SELECT", token
@@ -611,6 +731,7 @@ class _Parser:
                     )
                 if name not in AGGREGATE_FUNCTIONS:
                     known = list(AGGREGATE_FUNCTIONS) + ["crosstab", "overlap"]
+                    known += list(MODEL_FUNCTIONS)
                     raise self.error(
                         f"unknown function {token.text!r}"
                         + _suggestion(name, known)
@@ -795,6 +916,20 @@ class _Parser:
                     position,
                     self.text,
                 )
+            if use == "covariate" and not column.is_numeric:
+                raise QueryError(
+                    f"column {name!r} has type {column.type}; enter it as "
+                    f"indicator variables by writing C({name})",
+                    position,
+                    self.text,
+                )
+            if use == "factor" and column.type != "categorical":
+                raise QueryError(
+                    f"column {name!r} has type {column.type}; C() takes a "
+                    f"categorical column, so write {name} without C()",
+                    position,
+                    self.text,
+                )
             if use == "output" and not column.is_numeric:
                 raise QueryError(
                     f"column {name!r} has type {column.type}; statistics need a "
@@ -852,6 +987,8 @@ def format_query(spec: QuerySpec) -> str:
         select = f"crosstab({_name(spec.group_by[0])}, {_name(spec.group_by[1])})"
     elif spec.kind == "overlap":
         select = f"overlap({_name(spec.identifier or '')})"
+    elif spec.model is not None:
+        select = f"{spec.kind}({spec.model.formula})"
     else:
         select = ", ".join(
             f"{a.func}({_name(a.column) if a.column else '*'})" for a in spec.aggregates

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from linksight.query import QuerySpec
 from linksight.schema import DatasetSchema
 
-ANALYSES = ("aggregate", "crosstab", "overlap")
+ANALYSES = ("aggregate", "crosstab", "overlap", "ols")
 
 
 class CollaborationRules(BaseModel):
@@ -29,6 +29,15 @@ class CollaborationRules(BaseModel):
     allowed_analyses: list[str] = Field(default_factory=lambda: list(ANALYSES))
     max_group_levels: int = Field(
         default=40, ge=1, description="maximum cells in a grouped output"
+    )
+    min_residual_df: int = Field(
+        default=10, ge=1, description="minimum residual degrees of freedom n - p"
+    )
+    max_parameter_fraction: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="maximum number of model parameters as a fraction of n",
     )
     differencing_window: int = Field(
         default=20,
@@ -118,6 +127,18 @@ def check_query(
                 "numeric_output",
                 f"column {column!r} has type {declared.type}; statistics need a "
                 "numeric column",
+            )
+        if "covariate" in uses and not declared.is_numeric:
+            return RuleViolation(
+                "numeric_output",
+                f"column {column!r} has type {declared.type}; a model term needs "
+                f"a numeric column, or C({column}) for a categorical one",
+            )
+        if "factor" in uses and declared.type != "categorical":
+            return RuleViolation(
+                "categorical_groups",
+                f"column {column!r} has type {declared.type}; C() takes only "
+                "categorical columns",
             )
         if "group_by" in uses and declared.type != "categorical":
             return RuleViolation(

@@ -25,6 +25,8 @@ class DisclosureSettings(BaseModel):
     """Disclosure rules in force for a task; stations may be stricter."""
 
     min_count: int = Field(default=10, ge=1)
+    min_residual_df: int = Field(default=10, ge=1)
+    max_parameter_fraction: float = Field(default=0.1, gt=0, le=1)
 
 
 class EarlierQuery(BaseModel):

@@ -73,7 +73,9 @@ class Result:
     def statistics(self) -> list[str]:
         """The statistic columns, such as ``count(*)`` and ``mean(age)``."""
         columns = self.document.get("columns", [])
-        return [c for c in columns if c not in self.group_by and not c.endswith(".n")]
+        # A model's rows are named by the term column, as groups are by theirs.
+        keys = [*self.group_by, "term"] if self.is_model else self.group_by
+        return [c for c in columns if c not in keys and not c.endswith(".n")]
 
     @property
     def table(self) -> pd.DataFrame:
@@ -82,7 +84,19 @@ class Result:
         # A blocked result has no columns at all, but keeps its grouping.
         columns = self.document.get("columns") or self.group_by
         frame = pd.DataFrame(rows, columns=columns)
+        if self.is_model and "term" in frame:
+            return frame.set_index("term")
         return frame.set_index(self.group_by) if self.group_by else frame
+
+    @property
+    def is_model(self) -> bool:
+        """Whether the result is a fitted model, with one row per coefficient."""
+        return "model" in self.document
+
+    @property
+    def model(self) -> dict[str, Any]:
+        """The model's formula, n and residual degrees of freedom; empty otherwise."""
+        return dict(self.document.get("model") or {})
 
     @property
     def df(self) -> pd.DataFrame:
@@ -100,9 +114,15 @@ class Result:
         """The number of persons behind each figure of :attr:`df`.
 
         A count is its own n; a sum, mean or variance has the number of
-        non-missing values it rests on.
+        non-missing values it rests on. Every coefficient of a model rests
+        on the model's n.
         """
         table = self.table
+        if self.is_model:
+            return pd.DataFrame(
+                {column: self.model.get("n") for column in self.statistics},
+                index=table.index,
+            )
         counts = {}
         for column in self.statistics:
             source = f"{column}.n" if f"{column}.n" in table else column
@@ -166,7 +186,11 @@ class Result:
 
     def __repr__(self) -> str:
         lines = [self._summary(), f"query: {self.query}"]
-        if self.released:
+        if self.released and self.is_model:
+            model = self.model
+            lines.append(f"n = {model.get('n')}, residual df = {model.get('df_resid')}")
+            lines.append(self.table.to_string())
+        elif self.released:
             lines.append(self.table.to_string())
         else:
             lines.append(self.blocked_message or "")
@@ -219,6 +243,8 @@ class Result:
             )
         import matplotlib.pyplot as plt
 
+        if self.is_model:
+            return self._plot_coefficients(ax, **kwargs)
         column = statistic or self.statistics[0]
         if column not in self.statistics:
             raise ValueError(
@@ -248,5 +274,25 @@ class Result:
         ax.set_title(self.query, fontsize="small")
         if not self.group_by:
             ax.set_xticklabels([""])
+        ax.figure.tight_layout()
+        return ax
+
+    def _plot_coefficients(self, ax: Axes | None, **kwargs: Any) -> Axes:
+        """Draw each coefficient but the intercept with its 95% interval."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 4))
+        frame = self.df.drop(index="Intercept", errors="ignore")
+        positions = list(range(len(frame)))
+        errors = [
+            frame["coef"] - frame["ci_lower"],
+            frame["ci_upper"] - frame["coef"],
+        ]
+        ax.errorbar(frame["coef"], positions, xerr=errors, fmt="o", capsize=3, **kwargs)
+        ax.axvline(0.0, color="grey", linewidth=0.8)
+        ax.set_yticks(positions, list(frame.index))
+        ax.set_xlabel(f"coefficient with 95% interval (n={self.model.get('n')})")
+        ax.set_title(self.query, fontsize="small")
         ax.figure.tight_layout()
         return ax

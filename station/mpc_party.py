@@ -141,6 +141,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
 
     from station.secure_aggregate import SecureOutput, pool_and_release
     from station.secure_overlap import overlap_and_release
+    from station.secure_regression import fit_and_release
 
     _bind_listener(mpc, config["bind_host"])
     lost: set[int] = set()
@@ -170,6 +171,8 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
         connected_at = time.monotonic()
         if config.get("analysis") == "overlap":
             result = await overlap_and_release(config)
+        elif config.get("analysis") == "ols":
+            result = await fit_and_release(config)
         else:
             outputs = [SecureOutput(**o) for o in config["outputs"]]
             result = await pool_and_release(

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from linksight import signing
 from linksight.rules import CollaborationRules, check_query
 from linksight.tasks import TaskSpec
+from station import regression
 from station.aggregates import (
     build_layout,
     compute_difference_counts,
@@ -42,6 +43,11 @@ from station.overlap_task import (
     build_overlap_result,
     party_input,
     released_figures,
+)
+from station.regression import (
+    build_design,
+    build_model_result,
+    compute_local_statistics,
 )
 from station.result import build_result
 from station.store import DatasetStore, DatasetVersion
@@ -216,6 +222,8 @@ class TaskRunner:
         current = self._check_policy(task)
         if task.query.kind == "overlap":
             return self._prepare_overlap(task, current)
+        if task.query.kind == "ols":
+            return self._prepare_regression(task, current)
         return self._prepare_aggregate(task, current)
 
     def _check_policy(self, task: TaskSpec) -> DatasetVersion:
@@ -307,6 +315,24 @@ class TaskRunner:
             aggregate_input,
             lambda output: build_result(task, layout, output),
             f"{len(vector)} slots, f={fraction_bits}",
+        )
+
+    def _prepare_regression(
+        self, task: TaskSpec, current: DatasetVersion
+    ) -> PreparedTask:
+        try:
+            design = build_design(task.query, current.schema)
+            vector = compute_local_statistics(task.query, design, current.path)
+        except Exception as error:  # a query the local engine cannot run
+            raise TaskRefused(f"local computation failed: {error}") from error
+        mine = self.config.station.organisation == task.requester_organisation
+        regression_input = regression.party_input(task, design, vector, mine)
+        return PreparedTask(
+            task,
+            regression_input,
+            lambda output: build_model_result(task, design, output),
+            f"ols with {design.parameters} parameters, "
+            f"f={regression_input['fraction_bits']}",
         )
 
     def _prepare_overlap(self, task: TaskSpec, current: DatasetVersion) -> PreparedTask:
