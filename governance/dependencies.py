@@ -211,8 +211,10 @@ AuditReaderDep = Annotated[Principal, Depends(require_role("admin", "steward"))]
 UserDep = Annotated[Principal, Depends(require_role("admin", "steward", "scientist"))]
 StationDep = Annotated[Principal, Depends(require_station)]
 
-# Ids are SQLite row ids, signed 64-bit integers. A larger id in a URL would
-# make the lookup raise OverflowError (a 500) instead of matching nothing.
+# Ids and version numbers in URLs are SQLite integers, signed 64-bit. A
+# larger number would make the lookup raise OverflowError (a 500) instead of
+# matching nothing.
 MAX_ROW_ID = 2**63 - 1
 RowIdPath = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 RowIdQuery = Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)]
+VersionPath = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]

@@ -46,12 +46,11 @@ class ErrorBody(BaseModel):
 
 
 _ERROR_DESCRIPTIONS = {
-    400: "The request body is not UTF-8 encoded JSON.",
     401: "The bearer token is missing, unknown, expired or revoked.",
     403: "The caller's role or organisation does not allow this call.",
     404: "The named object does not exist, or the caller may not see it.",
     409: "The object exists already, or its state does not allow this call.",
-    422: "A path, query or body value is invalid.",
+    422: "A path, query or body value is invalid, or the body is not JSON.",
     429: "Too many failed authentications from the caller's address.",
 }
 
@@ -136,11 +135,15 @@ async def _on_http_error(request: Request, exc: StarletteHTTPException) -> JSONR
         if exc.status_code == 404:
             message = f"no endpoint at {request.url.path}; the list is at /docs"
         elif exc.status_code == 400:
-            # FastAPI returns 400 when the body bytes cannot be decoded at all.
+            # FastAPI raises 400 when the body bytes are not text at all, and
+            # 422 when the text is not JSON. Both get 422, which every route
+            # with a body declares.
             message = (
                 f"invalid request body ({exc.detail}); send a JSON object "
                 "encoded as UTF-8"
             )
+            detail = {"code": "invalid_request", "message": message}
+            return JSONResponse({"detail": detail}, status_code=422)
         detail = {"code": code, "message": message}
     return JSONResponse(
         {"detail": detail}, status_code=exc.status_code, headers=exc.headers

@@ -32,7 +32,7 @@ router = APIRouter(
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(400, 404, 409, 422),
+    responses=error_responses(404, 409, 422),
 )
 def create_collaboration(
     body: CollaborationCreate, admin: AdminDep, session: SessionDep, hub: HubDep

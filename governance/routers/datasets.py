@@ -21,7 +21,7 @@ router = APIRouter(
 )
 
 
-@router.put("/{dataset}", responses=error_responses(400, 404, 409, 422))
+@router.put("/{dataset}", responses=error_responses(404, 409, 422))
 def put_dataset(
     name: str,
     dataset: str,

@@ -19,7 +19,7 @@ router = APIRouter(
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, responses=error_responses(400, 409, 422)
+    "", status_code=status.HTTP_201_CREATED, responses=error_responses(409, 422)
 )
 def create_organisation(
     body: OrganisationCreate, admin: AdminDep, session: SessionDep, hub: HubDep

@@ -36,7 +36,7 @@ router = APIRouter(
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, responses=error_responses(400, 404, 422)
+    "", status_code=status.HTTP_201_CREATED, responses=error_responses(404, 422)
 )
 def create_request(
     body: RequestCreate, scientist: ScientistDep, session: SessionDep, hub: HubDep
@@ -80,7 +80,7 @@ def get_request(
     return request_out(request)
 
 
-@router.post("/{request_id}/approve", responses=error_responses(400, 404, 409, 422))
+@router.post("/{request_id}/approve", responses=error_responses(404, 409, 422))
 def approve_request(
     request_id: RowIdPath,
     steward: StewardDep,
@@ -97,7 +97,7 @@ def approve_request(
     return request_out(decide(session, hub, steward, request_id, "approved", reason))
 
 
-@router.post("/{request_id}/reject", responses=error_responses(400, 404, 409, 422))
+@router.post("/{request_id}/reject", responses=error_responses(404, 409, 422))
 def reject_request(
     request_id: RowIdPath,
     body: RejectBody,
@@ -111,7 +111,7 @@ def reject_request(
     )
 
 
-@router.post("/{request_id}/revoke", responses=error_responses(400, 404, 409, 422))
+@router.post("/{request_id}/revoke", responses=error_responses(404, 409, 422))
 def revoke_request(
     request_id: RowIdPath,
     user: UserDep,

@@ -10,7 +10,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from governance import rule_versions
-from governance.dependencies import HubDep, SessionDep, StewardDep, UserDep
+from governance.dependencies import (
+    HubDep,
+    SessionDep,
+    StewardDep,
+    UserDep,
+    VersionPath,
+)
 from governance.errors import ApiError, error_responses
 from governance.lookups import find_collaboration, require_member
 from governance.models import RuleVersion
@@ -126,7 +132,11 @@ def propose_rules(
 
 @router.post("/{version}/accept", responses=error_responses(409))
 def accept_rules(
-    name: str, version: int, steward: StewardDep, session: SessionDep, hub: HubDep
+    name: str,
+    version: VersionPath,
+    steward: StewardDep,
+    session: SessionDep,
+    hub: HubDep,
 ) -> RuleVersionOut:
     """Accept a proposal for your organisation (steward of a member)."""
     collaboration = find_collaboration(session, name)
@@ -140,7 +150,11 @@ def accept_rules(
 
 @router.post("/{version}/withdraw", responses=error_responses(409))
 def withdraw_rules(
-    name: str, version: int, steward: StewardDep, session: SessionDep, hub: HubDep
+    name: str,
+    version: VersionPath,
+    steward: StewardDep,
+    session: SessionDep,
+    hub: HubDep,
 ) -> RuleVersionOut:
     """Withdraw an open proposal (steward of a member)."""
     collaboration = find_collaboration(session, name)

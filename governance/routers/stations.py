@@ -33,7 +33,7 @@ router = APIRouter(
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(400, 404, 409, 422),
+    responses=error_responses(404, 409, 422),
 )
 def create_station(
     body: StationCreate, admin: AdminDep, session: SessionDep, hub: HubDep
@@ -67,7 +67,7 @@ def create_station(
     )
 
 
-@router.put("/me", responses=error_responses(400, 422))
+@router.put("/me", responses=error_responses(422))
 def register_endpoint(
     body: StationEndpoint, principal: StationDep, session: SessionDep, hub: HubDep
 ) -> StationOut:

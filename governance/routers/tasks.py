@@ -41,7 +41,7 @@ def get_task(
     return task_status(task_id, request)
 
 
-@router.post("/{task_id}/events", responses=error_responses(400, 404, 422))
+@router.post("/{task_id}/events", responses=error_responses(404, 422))
 def post_event(
     task_id: str,
     body: TaskEventBody,

@@ -94,7 +94,7 @@ def list_tokens(principal: PrincipalDep, session: SessionDep) -> list[TokenOut]:
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(400, 403, 404, 422),
+    responses=error_responses(403, 404, 422),
 )
 def create_token(
     body: TokenCreate, principal: PrincipalDep, session: SessionDep, hub: HubDep

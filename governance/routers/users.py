@@ -19,7 +19,7 @@ router = APIRouter(prefix="/users", tags=["users"])
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(400, 401, 403, 404, 409, 422, 429),
+    responses=error_responses(401, 403, 404, 409, 422, 429),
 )
 def create_user(
     body: UserCreate, admin: AdminDep, session: SessionDep, hub: HubDep
