@@ -1,5 +1,10 @@
 """The hub's REST endpoints, one router per resource.
 
+Each router and route declares the error statuses it can return with
+:func:`governance.errors.error_responses`. The schema-based test
+(tests/governance/test_hub_openapi.py) calls every operation as each kind
+of caller and fails on a status that is not declared.
+
 Who may call what (every endpoint but ``GET /health`` needs a bearer token).
 A touched steward is a steward of an organisation whose station has the
 request's dataset in that collaboration.
