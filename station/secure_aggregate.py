@@ -30,6 +30,8 @@ from typing import Any
 
 from mpyc.runtime import mpc
 
+from station.mpc_numbers import clear_integral
+
 
 @dataclass(frozen=True)
 class SecureOutput:
@@ -62,11 +64,15 @@ async def pool_and_release(
     width = len(vector)
     my_inputs = [secfxp(v) for v in vector]
     shared = mpc.input(my_inputs)
+    for party in shared:
+        clear_integral(party)
     pooled = [mpc.sum([party[i] for party in shared]) for i in range(width)]
 
     own_pooled = None
     if requester_contributes:
         own_shared = mpc.input([secfxp(v) for v in own_vector])
+        for party in own_shared:
+            clear_integral(party)
         own_pooled = [mpc.sum([party[i] for party in own_shared]) for i in range(width)]
 
     check_bits = []

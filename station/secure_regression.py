@@ -37,23 +37,12 @@ from typing import Any
 
 from mpyc.runtime import mpc
 
+from station.mpc_numbers import clear_integral
+
 # A pivot at or below this fraction of its diagonal entry means the design
 # column is a linear combination of the columns before it, to within the
 # rounding of the fixed-point numbers: the coefficients are then not unique.
 RANK_TOLERANCE = 1e-9
-
-
-def _clear_integral(numbers: list[Any]) -> list[Any]:
-    """Mark received secure fixed-point numbers as possibly fractional.
-
-    NB: MPyC 0.11's mpc.input flags every number it returns, from every
-    party, as integral when the first number this party put in is a whole
-    number, and a multiplication first shifts a number flagged integral right
-    by f bits, dropping its fraction. Cleared flags only cost a truncation.
-    """
-    for number in numbers:
-        number.integral = False
-    return numbers
 
 
 def _scale_row(factor: Any, row: list[Any]) -> list[Any]:
@@ -95,7 +84,7 @@ async def fit_and_release(config: dict[str, Any]) -> dict[str, Any]:
 
     shared = mpc.input([secfxp(float(value)) for value in config["vector"]])
     for party in shared:
-        _clear_integral(party)
+        clear_integral(party)
     pooled = [mpc.sum(list(column)) for column in zip(*shared, strict=True)]
     n = pooled[0]
     triangle = pooled[1 : 1 + p * (p + 1) // 2]
@@ -118,7 +107,7 @@ async def fit_and_release(config: dict[str, Any]) -> dict[str, Any]:
     check(n >= min_count, "min_count")
     if config["requester_contributes"]:
         own_shared = mpc.input([secfxp(float(config["own_n"]))])
-        own = mpc.sum([_clear_integral(party)[0] for party in own_shared])
+        own = mpc.sum([clear_integral(party)[0] for party in own_shared])
         check(n - own >= min_count, "min_count_without_requester")
     check(n >= p + config["min_residual_df"], "min_residual_df")
     # p <= fraction * n, with the public bound rounded up to a whole row.

@@ -130,6 +130,20 @@ def test_party_large_values_do_not_wrap(tmp_path):
     assert output["values"][2]["value"] == pytest.approx(variance, rel=1e-6)
 
 
+def test_party_variance_of_fractional_values(tmp_path):
+    # Weights in kg with one decimal: the sums have fractions, while the row
+    # count before them is whole, which MPyC's input once let truncate them.
+    weights = [[61.5, 70.2, 55.7, 48.9], [59.3, 62.8, 71.1, 74.4], [50.6, 52.25, 90.1]]
+    vectors = [[len(w), len(w), sum(w), sum(x * x for x in w)] for w in weights]
+    outputs = _run_all(_configs(vectors, 60), tmp_path)
+    count, mean, variance = _pooled(vectors)
+    status, output = outputs[0]
+    assert status == 0
+    assert output["values"][0]["n"] == count
+    assert output["values"][1]["value"] == pytest.approx(mean, rel=1e-9)
+    assert output["values"][2]["value"] == pytest.approx(variance, rel=1e-9)
+
+
 def test_party_blocks_small_pooled_count(tmp_path):
     vectors = [[3, 3, 180.0, 11000.0], [2, 2, 130.0, 8500.0], [4, 4, 250.0, 16000.0]]
     outputs = _run_all(_configs(vectors, 60), tmp_path)
