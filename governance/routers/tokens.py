@@ -21,6 +21,9 @@ from governance.models import ApiToken, Station, User, utc_now
 from governance.principals import Principal
 from governance.tokens import issue_token
 
+MAX_TOKEN_DAYS = 36_500
+"""The longest lifetime a token may be given, 100 years, whatever the hub's."""
+
 router = APIRouter(
     prefix="/tokens", tags=["tokens"], responses=error_responses(401, 429)
 )
@@ -30,11 +33,14 @@ class TokenCreate(BaseModel):
     """A request for a new token, for the caller unless user or station is set."""
 
     label: str = Field(default="", max_length=200)
+    # The upper bound keeps the expiry date computable when the hub sets no
+    # lifetime: a date beyond the year 9999 overflows Python's datetime.
     lifetime_days: float | None = Field(
         default=None,
         gt=0,
+        le=MAX_TOKEN_DAYS,
         description="days until the token expires; at most, and by default, the "
-        "hub's lifetime for users or stations",
+        "hub's lifetime for users or stations, and never more than 36,500",
     )
     user: str | None = Field(default=None, description="issue for this user (admin)")
     station: str | None = Field(

@@ -285,3 +285,19 @@ def test_undecodable_body_is_invalid_request(api):
         "message": "invalid request body (There was an error parsing the body); "
         "send a JSON object encoded as UTF-8",
     }
+
+
+def test_token_lifetime_beyond_bound_is_invalid(tmp_path):
+    # A hub without a token lifetime once computed the expiry of a token
+    # asked for 1e300 days and overflowed into a 500.
+    settings = HubSettings(state_dir=tmp_path / "hub", user_token_days=None)
+    admin = initialise_hub(settings, "root", "Network operator")
+    with TestClient(create_app(settings)) as client:
+        response = client.post(
+            "/tokens",
+            json={"lifetime_days": 1e300},
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+
+    assert response.status_code == 422
+    assert "less than or equal to 36500" in response.json()["detail"]["message"]
