@@ -69,7 +69,7 @@ def write_private_json(path: Path, document: dict[str, Any]) -> None:
     os.replace(partial, path)
 
 
-def serve(state_dir: Path) -> int:
+def serve(state_dir: Path, differencing_window: int | None = None) -> int:
     """Start the network under `state_dir` and run until SIGTERM or SIGINT."""
     state_dir.mkdir(parents=True, exist_ok=True)
     stop_requested = threading.Event()
@@ -84,6 +84,8 @@ def serve(state_dir: Path) -> int:
         network.start_hub()
         network.set_up_lung_study()
         network.start_stations()
+        if differencing_window is not None:
+            network.set_rules(differencing_window=differencing_window)
         pooled_csv = state_dir / POOLED_CSV
         lung_data().to_csv(pooled_csv, index=False)
         write_private_json(
@@ -119,8 +121,16 @@ def main(argv: list[str] | None = None) -> int:
         required=True,
         help="directory for the processes' state, logs and the connection file",
     )
+    parser.add_argument(
+        "--differencing-window",
+        type=int,
+        default=None,
+        help="earlier queries each new one is checked against for differencing; "
+        "0 turns the check off, for test suites whose unrelated tests share "
+        "one network (default: the collaboration's default, 20)",
+    )
     arguments = parser.parse_args(argv)
-    return serve(arguments.state_dir.resolve())
+    return serve(arguments.state_dir.resolve(), arguments.differencing_window)
 
 
 if __name__ == "__main__":

@@ -29,11 +29,14 @@ library(linksight)
 conn <- lks_connect()
 conn
 
+# The playground has two collaborations; this script uses the lung study.
+study <- "lung-study"
+
 # What data is there? ----------------------------------------------------
 # A schema lists the columns, their types and allowed values; no value of
 # any record is ever shown.
-lks_datasets(conn)
-lks_schema(conn, "lung")
+lks_datasets(conn, collaboration = study)
+lks_schema(conn, "lung", collaboration = study)
 
 # The question as a query ------------------------------------------------
 # sex is categorical (1 male, 2 female), so we group on it. ph.ecog is the
@@ -41,7 +44,8 @@ lks_schema(conn, "lung")
 by_sex <- lks_query(
   conn,
   "SELECT count(*), mean(age), var(age) FROM lung WHERE ph.ecog >= 1 GROUP BY sex",
-  purpose = "age of patients with impaired performance, by sex"
+  purpose = "age of patients with impaired performance, by sex",
+  collaboration = study
 )
 by_sex
 
@@ -54,7 +58,8 @@ attr(by_sex, "checks")
 weight_loss <- lks_query(
   conn,
   "SELECT mean(wt.loss) FROM lung WHERE ph.ecog >= 1 GROUP BY sex",
-  purpose = "weight loss of patients with impaired performance, by sex"
+  purpose = "weight loss of patients with impaired performance, by sex",
+  collaboration = study
 )
 weight_loss
 
@@ -68,7 +73,8 @@ crosstab <- withCallingHandlers(
   lks_query(
     conn,
     "SELECT crosstab(sex, ph.ecog) FROM lung",
-    purpose = "performance score by sex"
+    purpose = "performance score by sex",
+    collaboration = study
   ),
   linksight_blocked = function(warning) {
     message(conditionMessage(warning))
@@ -87,6 +93,7 @@ older <- lks_query(
   conn,
   "SELECT count(*) FROM lung WHERE age >= 65 GROUP BY status",
   purpose = "deaths among older patients",
+  collaboration = study,
   progress = FALSE
 )
 older
