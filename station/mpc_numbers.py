@@ -1,4 +1,4 @@
-"""Helpers for MPyC 0.11's secure fixed-point numbers that every protocol needs."""
+"""Helpers for MPyC 0.11's secure fixed-point numbers, shared by the protocols."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ def clear_integral(numbers: list[Any]) -> list[Any]:
     """Mark secure fixed-point numbers received from mpc.input as possibly fractional.
 
     NB: MPyC 0.11's mpc.input flags every number it returns, from every
-    party, as integral when the first number this party put in is a whole
-    number, and a multiplication first shifts a number flagged integral right
-    by f bits, dropping its fraction. Cleared flags only cost a truncation.
+    party, as integral when the first number this party put in is whole. A
+    multiplication then shifts a flagged number right by f bits, dropping
+    its fraction. Cleared flags only cost a truncation per product.
     """
     for number in numbers:
         number.integral = False
