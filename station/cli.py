@@ -87,10 +87,11 @@ def csr(
     config: ConfigOption,
     out: Annotated[Path, typer.Option(help="Where to write the request (PEM).")],
 ) -> None:
-    """Create this station's MPC key at [mpc] key and write a certificate request.
+    """Create this station's MPC key (the key file of the mpc table) and a request.
 
     Send the request to the collaboration's CA operator (`linksight ca sign`)
-    and put the certificate they return at [mpc] certificate.
+    and put the certificate they return where the mpc table's certificate
+    setting points.
     """
     from linksight.certificates import CertificateError, create_station_key
 
