@@ -148,15 +148,48 @@ def run_parties(
     return seconds, outputs
 
 
+def pandas_figures(lists: list[list[str]]) -> dict[str, int]:
+    """Count the overlap figures with pandas on the concatenated lists.
+
+    This is the plaintext baseline: one table of (identifier, list) rows, a
+    bit mask per identifier, and the Venn regions counted from the masks.
+    """
+    sizes = [len(ids) for ids in lists]
+    bits = np.repeat([1 << k for k in range(len(lists))], sizes)
+    frame = pd.DataFrame({"id": [i for ids in lists for i in ids], "bit": bits})
+    masks = frame.drop_duplicates().groupby("id", sort=False)["bit"].sum()
+    regions = masks.value_counts()
+    figures = {"unique": len(masks)}
+    for k in range(1, len(lists) + 1):
+        figures[f"exactly_{k}"] = sum(
+            int(n) for mask, n in regions.items() if bin(mask).count("1") == k
+        )
+    return figures
+
+
 def time_pooled(lists: list[list[str]]) -> tuple[float, list[dict[str, Any]]]:
-    """Time the same figures by pandas on the concatenated lists."""
+    """Time the plaintext baseline and return it with the reference rows.
+
+    The reference rows (:func:`pooled_overlap`, which every federated figure
+    is checked against) are computed untimed, and the baseline's figures
+    must equal them.
+    """
+    started = time.perf_counter()
+    baseline = pandas_figures(lists)
+    seconds = time.perf_counter() - started
     frames = {
         name: pd.DataFrame({"id": ids})
         for name, ids in zip(STATIONS, lists, strict=True)
     }
-    started = time.perf_counter()
     rows = pooled_overlap(frames, "id")
-    return time.perf_counter() - started, rows
+    reference = {r["measure"]: r["persons"] for r in rows}
+    for measure, value in baseline.items():
+        if reference[measure] != value:
+            raise SystemExit(
+                f"pandas baseline {measure} is {value} but the reference count "
+                f"is {reference[measure]}"
+            )
+    return seconds, rows
 
 
 def check(outputs: list[dict[str, Any]], pooled: list[dict[str, Any]]) -> int:
@@ -239,7 +272,9 @@ def render(results: list[dict[str, Any]], command: str) -> str:
         "N/10 on each pair only, the rest on one list. Wall time runs from",
         "starting the parties to the last one's exit; memory is the largest",
         "peak resident set of the three. pandas computes the same figures on",
-        "the concatenated lists, and every released figure equals it.",
+        "the concatenated lists (a bit mask per identifier, then the counts",
+        "of each mask), and every released figure equals the reference count",
+        "on the pooled lists.",
         "",
         "| lists | threads per party | wall (s) | blinding (s) | counting and MPC "
         "(s) | scalar multiplications | peak memory per party (MB) | "
@@ -257,7 +292,18 @@ def render(results: list[dict[str, Any]], command: str) -> str:
             f"{', '.join(f'{c:.0f}' for c in r['cpu_seconds'])} | "
             f"{r['idle_estimate']:.0f} |"
         )
+    largest = results[-1]
+    rate = largest["blinded"] / sum(largest["cpu_seconds"])
     lines += [
+        "",
+        "Targets: 3 x 100,000 under 15 s and 3 x 1,000,000 under 2 minutes,",
+        "with under 2 GB per station. Memory is within target; time is not.",
+        f"In the largest run the parties did {rate:,.0f} scalar multiplications",
+        "per CPU second, hashing and all other work included, so the 9 x N",
+        "multiplications need about 9 x N / (2 x that rate) seconds on the",
+        "two cores. Meeting the time targets needs fewer multiplications per",
+        "identifier or a faster implementation of the group operation, not",
+        "tuning of the code around it.",
         "",
         "Every identifier is multiplied by one secret scalar at each of the",
         "three stations, so 3 x N identifiers cost about 9 x N variable-base",
