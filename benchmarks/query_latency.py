@@ -118,6 +118,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="query runs")
     arguments = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     totals, mpc = time_federated(arguments.repeats)
     pandas_seconds = time_pandas()
     median_total = statistics.median(totals)
@@ -136,6 +137,8 @@ def main() -> None:
 Command: `python benchmarks/query_latency.py --repeats {arguments.repeats}`
 Machine: {machine()}
 Date: {datetime.now(UTC):%Y-%m-%d}
+Load average (1 min) when the run started: {load_before:.1f}; other work on
+the machine shares its two cores, so an idle machine gives lower times.
 
 Query `{QUERY}` on the NCCTG lung data (228 rows)
 split over three stations, all processes on this machine. Time from the

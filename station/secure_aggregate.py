@@ -32,6 +32,10 @@ from mpyc.runtime import mpc
 
 from station.mpc_numbers import clear_integral
 
+# Bits of the secure integers that carry person counts in the differencing
+# check: pooled counts stay below parties * 2**32 rows.
+COUNT_BITS = 48
+
 
 @dataclass(frozen=True)
 class SecureOutput:
@@ -90,14 +94,19 @@ async def pool_and_release(
             checks.append({"output": index, "rule": "variance_needs_two"})
     # Differencing: the pooled count of rows in exactly one of this query's
     # and an earlier query's populations must be 0 or at least min_count.
+    # Counts are whole numbers below 2**47, and comparing them as 48-bit
+    # secure integers costs far less than at the fixed-point size of sums.
     differences = differences or []
+    difference_bits = []
+    difference_checks: list[dict[str, Any]] = []
     if differences:
-        shared_counts = mpc.input([secfxp(d["count"]) for d in differences])
+        secint = mpc.SecInt(COUNT_BITS)
+        shared_counts = mpc.input([secint(round(d["count"])) for d in differences])
         for index, difference in enumerate(differences):
             pooled_count = mpc.sum([party[index] for party in shared_counts])
             isolating = (pooled_count >= 1) * (pooled_count < min_count)
-            check_bits.append(1 - isolating)
-            checks.append(
+            difference_bits.append(1 - isolating)
+            difference_checks.append(
                 {
                     "output": None,
                     "rule": "differencing",
@@ -108,6 +117,11 @@ async def pool_and_release(
     opened = await mpc.output(check_bits)
     for check, bit in zip(checks, opened, strict=True):
         check["passed"] = bool(round(float(bit)))
+    if difference_bits:
+        opened_differences = await mpc.output(difference_bits)
+        for check, bit in zip(difference_checks, opened_differences, strict=True):
+            check["passed"] = bool(int(bit))
+        checks.extend(difference_checks)
     if not all(check["passed"] for check in checks):
         return {"checks": checks, "values": None}
 
