@@ -185,7 +185,9 @@ def test_party_missing_station_times_out(tmp_path):
     started = time.monotonic()
     outputs = _run_all(_configs(vectors, 4), tmp_path, skip=(2,))
     elapsed = time.monotonic() - started
-    assert elapsed < 30
+    # The 4 s deadline starts after each process has imported MPyC, which
+    # takes several seconds on a loaded two-core machine.
+    assert elapsed < 60
     for status, output in outputs:
         assert status == 1
         assert output["ok"] is False
