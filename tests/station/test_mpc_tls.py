@@ -119,8 +119,10 @@ def test_tls_rejects_certificate_of_other_ca(tmp_path, authority):
     credentials = [_issue(authority, tmp_path, f"station-{i}") for i in range(2)]
     credentials.append(_issue(other, tmp_path / "other", "station-2"))
     outputs = _run(tmp_path, credentials, authority.certificate_path, timeout=10)
+    # The first party to time out names station-2; a party still waiting may
+    # then see that one leave and name it instead.
     assert not any(o["ok"] for o in outputs)
-    assert "station-2" in outputs[0]["error"]
+    assert any("station-2" in o["error"] for o in outputs)
 
 
 def test_ca_refuses_request_for_other_station(tmp_path, authority):
