@@ -18,7 +18,11 @@ import typer
 
 from linksight.query import QueryError
 from linksight_kernel.client import DEFAULT_WAIT_SECONDS, Client
-from linksight_kernel.errors import LinksightError, RequestNotReleasedError
+from linksight_kernel.errors import (
+    LinksightError,
+    RequestNotReleasedError,
+    WaitTimeoutError,
+)
 from linksight_kernel.requests import organisation_table
 
 T = TypeVar("T")
@@ -38,6 +42,29 @@ Collaboration = Annotated[
         "--collaboration",
         "-c",
         help="The collaboration (default: the config's, or your only one).",
+    ),
+]
+
+
+# Exit codes of `query` and `result` besides 0 and the usage error 1.
+NOT_RELEASED_EXIT = 3
+STILL_RUNNING_EXIT = 4
+
+
+def _positive_seconds(value: float) -> float:
+    if value <= 0:
+        raise typer.BadParameter(
+            f"invalid timeout {value:g}: give a number of seconds above 0, "
+            f"such as {DEFAULT_WAIT_SECONDS:g}"
+        )
+    return value
+
+
+Timeout = Annotated[
+    float,
+    typer.Option(
+        help="Seconds to wait for approval and computation.",
+        callback=_positive_seconds,
     ),
 ]
 
@@ -95,30 +122,72 @@ def query(
     wait: Annotated[
         bool, typer.Option(help="Wait for the result, or only submit.")
     ] = True,
-    timeout: Annotated[
-        float, typer.Option(help="Seconds to wait for approval and computation.")
-    ] = DEFAULT_WAIT_SECONDS,
+    timeout: Timeout = DEFAULT_WAIT_SECONDS,
     hub_url: HubUrl = None,
     profile: Profile = None,
 ) -> None:
     """Submit a query and print its result, or its request id with --no-wait.
 
     Exits 1 on a usage error, 3 if the request ends without a released
-    result (rejected, failed, or blocked by disclosure control).
+    result (rejected, failed, or blocked by disclosure control), 4 if it is
+    still waiting or running after --timeout seconds.
     """
     with _client(hub_url, profile) as client:
         request = _run(lambda: client.submit(text, collaboration, purpose))
         if not wait:
             typer.echo(f"submitted {request}")
+            typer.echo(f"`linksight result {request.id}` waits for its result.")
             return
-        final = _run(lambda: client.wait(request.id, timeout=timeout, progress="text"))
-        try:
-            result = client.outcome(final)
-        except RequestNotReleasedError as exc:
-            if exc.result is not None:
-                _print_frame(exc.result.checks)
-            raise _fail(str(exc), code=3) from exc
-        typer.echo(repr(result))
+        _print_outcome(client, request.id, timeout)
+
+
+def result(
+    request_id: Annotated[int, typer.Argument(help="The request's number.")],
+    timeout: Timeout = DEFAULT_WAIT_SECONDS,
+    hub_url: HubUrl = None,
+    profile: Profile = None,
+) -> None:
+    """Wait for a submitted request and print its result.
+
+    Exits as `query` does: 3 without a released result, 4 if it is still
+    waiting or running after --timeout seconds.
+    """
+    with _client(hub_url, profile) as client:
+        _print_outcome(client, request_id, timeout)
+
+
+def revoke(
+    request_id: Annotated[int, typer.Argument(help="The request's number.")],
+    reason: Annotated[
+        str, typer.Option(help="Why you withdraw it; the stewards read it.")
+    ] = "",
+    hub_url: HubUrl = None,
+    profile: Profile = None,
+) -> None:
+    """Withdraw a request of yours that has not started running."""
+    with _client(hub_url, profile) as client:
+        typer.echo(str(_run(lambda: client.revoke(request_id, reason))))
+
+
+def _print_outcome(client: Client, request_id: int, timeout: float) -> None:
+    try:
+        final = client.wait(request_id, timeout=timeout, progress="text")
+        released = client.outcome(final)
+    except WaitTimeoutError as exc:
+        waiting = exc.request
+        raise _fail(
+            f"request {waiting.id} is still {waiting.state} after {timeout:g} s. "
+            f"It goes on at the hub: `linksight result {waiting.id}` waits again, "
+            f"`linksight revoke {waiting.id}` withdraws it if it has not started.",
+            code=STILL_RUNNING_EXIT,
+        ) from exc
+    except RequestNotReleasedError as exc:
+        if exc.result is not None:
+            _print_frame(exc.result.checks)
+        raise _fail(str(exc), code=NOT_RELEASED_EXIT) from exc
+    except LinksightError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(repr(released))
 
 
 def status(
@@ -262,6 +331,8 @@ def register(app: typer.Typer) -> None:
         datasets,
         schema,
         query,
+        result,
+        revoke,
         status,
         approve,
         budget,

@@ -39,6 +39,37 @@ def test_query_command_invalid_exits_1(playground):
     assert "did you mean 'age'?" in outcome.stderr
 
 
+def test_query_command_refuses_a_waiting_time_of_zero_or_less(playground):
+    for value in ("0", "-1"):
+        outcome = runner.invoke(
+            app, ["query", "SELECT count(*) FROM lung", "--timeout", value]
+        )
+        assert outcome.exit_code == 2
+        assert f"invalid timeout {value}" in outcome.stderr
+
+
+def test_query_timeout_exits_4_and_result_picks_it_up(playground):
+    query = "SELECT count(*) FROM lung WHERE age >= 60 GROUP BY sex"
+    outcome = runner.invoke(app, ["query", query, "--timeout", "0.2"])
+    assert outcome.exit_code == 4, outcome.output
+    request_id = re.search(r"request (\d+) is still", outcome.stderr).group(1)
+    assert f"`linksight result {request_id}` waits again" in outcome.stderr
+    assert "wait(" not in outcome.stderr
+
+    picked_up = runner.invoke(app, ["result", request_id, "--timeout", "120"])
+    assert picked_up.exit_code == 0, picked_up.output
+    assert "released" in picked_up.stdout
+
+
+def test_revoke_command_names_the_state_that_prevents_it(playground):
+    outcome = runner.invoke(app, ["query", "SELECT count(*) FROM lung"])
+    assert outcome.exit_code == 0, outcome.output
+    request_id = re.search(r"request (\d+)", outcome.stdout).group(1)
+    revoked = runner.invoke(app, ["revoke", request_id])
+    assert revoked.exit_code == 1
+    assert request_id in revoked.stderr
+
+
 def test_schema_command_lists_columns(playground):
     outcome = runner.invoke(app, ["schema", "lung"])
     assert outcome.exit_code == 0
