@@ -53,7 +53,7 @@ def decide(
         fix = (
             f"another steward of {steward.organisation!r} must decide"
             if decision == "approved"
-            else f"revoke it instead with POST /requests/{request.id}/revoke"
+            else f"withdraw it instead with `linksight revoke {request.id}`"
         )
         error = ApiError(
             403,

@@ -34,8 +34,8 @@ def find_collaboration(session: Session, name: str) -> Collaboration:
         raise ApiError(
             404,
             "not_found",
-            f"collaboration {name!r} not found; GET /collaborations lists "
-            "the ones you can see",
+            f"collaboration {name!r} not found; `linksight collaborations` "
+            "lists the ones you can see",
         )
     return collaboration
 

@@ -100,7 +100,7 @@ def _version(session, collaboration, number: int) -> RuleVersion:
             404,
             "not_found",
             f"collaboration {collaboration.name!r} has no rule version {number}; "
-            f"GET /collaborations/{collaboration.name}/rules lists them",
+            f"`linksight rules show -c {collaboration.name}` lists them",
         )
     return version
 

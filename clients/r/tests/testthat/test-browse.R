@@ -53,7 +53,7 @@ test_that("schema describes every column of the data", {
 test_that("unknown collaboration raises the hub's not_found", {
   expect_error(
     lks_datasets(scientist, "no-such-study"),
-    "collaboration 'no-such-study' not found; GET /collaborations lists",
+    "collaboration 'no-such-study' not found; `linksight collaborations` lists",
     fixed = TRUE,
     class = "linksight_not_found"
   )
