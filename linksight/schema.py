@@ -28,7 +28,10 @@ Schemas are written as TOML files by the station operator::
                   check = "bsn" }
 
 An identifier column's ``normalise`` table is described in
-:mod:`linksight.identifiers`.
+:mod:`linksight.identifiers`. A column's ``missing_codes``, such as
+``missing_codes = [0]`` for a cholesterol that the source system stores as 0
+when it was not measured, lists values that the importer and the store
+record as missing; they are exempt from the range check.
 """
 
 from __future__ import annotations
@@ -58,6 +61,11 @@ class ColumnSchema(BaseModel):
     min: float | None = None
     max: float | None = None
     levels: list[int | str] | None = None
+    missing_codes: list[int | float | str] = Field(
+        default_factory=list,
+        description="values that the exports use for a missing value, such as 0 "
+        "for a cholesterol that was not measured; stored as missing",
+    )
     date_format: str | None = Field(
         default=None,
         description="strftime format of dates in CSV files, such as %d-%m-%Y",
@@ -92,6 +100,7 @@ class ColumnSchema(BaseModel):
                 f"column {self.name!r} is {self.type}; only categorical columns "
                 "take levels"
             )
+        self._check_missing_codes()
         if self.role == "identifier" and self.type != "text":
             raise ValueError(
                 f"column {self.name!r} is an identifier and must have type text, "
@@ -103,6 +112,35 @@ class ColumnSchema(BaseModel):
                 f"{self.role}; only identifier columns are normalised"
             )
         return self
+
+    def _check_missing_codes(self) -> None:
+        if not self.missing_codes:
+            return
+
+        if not self.nullable:
+            raise ValueError(
+                f"column {self.name!r} declares missing_codes but nullable = "
+                "false; set nullable = true or remove the codes"
+            )
+        if self.type in ("integer", "float"):
+            text = [c for c in self.missing_codes if isinstance(c, str)]
+            if text:
+                raise ValueError(
+                    f"column {self.name!r} is {self.type} but its missing code "
+                    f"{text[0]!r} is text; write the code as a number"
+                )
+        elif self.type in ("date",):
+            raise ValueError(
+                f"column {self.name!r} is a date; missing_codes apply only to "
+                "integer, float, categorical and text columns"
+            )
+        if self.levels is not None:
+            clashes = [c for c in self.missing_codes if c in self.levels]
+            if clashes:
+                raise ValueError(
+                    f"column {self.name!r} declares {clashes[0]!r} both as a "
+                    "level and as a missing code; remove it from one of them"
+                )
 
     @property
     def is_numeric(self) -> bool:

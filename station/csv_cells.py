@@ -10,7 +10,10 @@ Rules that hold for every column:
 * Surrounding whitespace is ignored, except that text values are kept as
   they are.
 * A cell is missing if, without surrounding whitespace, it is one of
-  :data:`MISSING_VALUES`. The tokens are compared case-sensitively.
+  :data:`MISSING_VALUES`. The tokens are compared case-sensitively. It is
+  also missing if its value is one of the column's ``missing_codes``:
+  compared as numbers in integer and float columns ("0", "0.0" and "0,0"
+  all match the code 0), as text otherwise.
 * A cell fails at most one check, in this order: missing in a column with
   ``nullable = false``, then the type, then the range or the levels.
 """
@@ -130,6 +133,8 @@ def convert_column(
     errors = ColumnErrors(limit)
     text = raw.str.strip()
     missing = text.isin(MISSING_VALUES)
+    if column.missing_codes:
+        missing |= _coded_missing(text, ~missing, column, decimal)
     if not column.nullable:
         errors.collect(missing, text, _describe_missing)
     present = ~missing
@@ -145,6 +150,20 @@ def convert_column(
     else:
         values = raw.astype("string").where(present, pd.NA)
     return values, errors
+
+
+def _coded_missing(
+    text: pd.Series, present: pd.Series, column: ColumnSchema, decimal: DecimalSeparator
+) -> pd.Series:
+    """Return the mask of cells holding one of the column's missing codes."""
+    codes = column.missing_codes
+    if column.is_numeric:
+        numbers, _ = _parse_numbers(text, present, decimal, integer=False)
+        return present & numbers.isin([float(code) for code in codes])
+    if column.type == "categorical" and all(isinstance(c, int) for c in codes):
+        numbers, _ = _parse_numbers(text, present, decimal, integer=True)
+        return present & numbers.isin([float(code) for code in codes])
+    return present & text.isin([str(code) for code in codes])
 
 
 def _convert_integer(

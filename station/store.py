@@ -303,8 +303,14 @@ def _to_arrow(schema: DatasetSchema, dataframe: pd.DataFrame) -> pa.Table:
     target = arrow_schema(schema)
     arrays = []
     for field in target:
+        values = dataframe[field.name]
+        codes = schema.column(field.name).missing_codes
+        if codes:
+            # The store records a declared missing code as missing, as the
+            # CSV importer does, whichever way the frame reached it.
+            values = values.mask(values.isin(codes))
         try:
-            array = pa.array(dataframe[field.name], type=field.type)
+            array = pa.array(values, type=field.type)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
             raise ValueError(
                 f"column {field.name!r} cannot be stored as {field.type}: {error}"
