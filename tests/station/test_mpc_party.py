@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-from linksight.network import free_port
+from mpc_parties import loopback_parties, run_parties, start_party
 
 OUTPUTS = [
     {
@@ -42,15 +39,7 @@ OUTPUTS = [
 
 
 def _configs(vectors: list[list[float]], timeout: float, **overrides: Any):
-    parties = [
-        {
-            "station": f"station-{i}",
-            "organisation": f"org-{i}",
-            "host": "127.0.0.1",
-            "port": free_port(),
-        }
-        for i in range(len(vectors))
-    ]
+    parties = loopback_parties(len(vectors))
     configs = []
     for index, vector in enumerate(vectors):
         config = {
@@ -70,26 +59,9 @@ def _configs(vectors: list[list[float]], timeout: float, **overrides: Any):
     return configs
 
 
-def _start(config: dict[str, Any], tmp_path: Path) -> tuple[subprocess.Popen, Path]:
-    index = config["index"]
-    input_path = tmp_path / f"in{index}.json"
-    output_path = tmp_path / f"out{index}.json"
-    input_path.write_text(json.dumps(config))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "station.mpc_party", str(input_path), str(output_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return process, output_path
-
-
 def _run_all(configs, tmp_path, skip: tuple[int, ...] = ()):
-    started = [_start(c, tmp_path) for c in configs if c["index"] not in skip]
-    outputs = []
-    for process, output_path in started:
-        process.wait(timeout=120)
-        outputs.append((process.returncode, json.loads(output_path.read_text())))
-    return outputs
+    running = [config for config in configs if config["index"] not in skip]
+    return run_parties(running, tmp_path)
 
 
 def _pooled(vectors):
@@ -212,33 +184,16 @@ def test_party_killed_station_fails_others(tmp_path):
         for i in range(width // 4)
     ]
     configs = _configs(vectors, 60, outputs=outputs)
-    processes = []
-    for config in configs:
-        log_path = tmp_path / f"party{config['index']}.log"
-        input_path = tmp_path / f"in{config['index']}.json"
-        output_path = tmp_path / f"out{config['index']}.json"
-        input_path.write_text(json.dumps(config))
-        with log_path.open("w") as log:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "station.mpc_party",
-                    str(input_path),
-                    str(output_path),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        processes.append((process, output_path, log_path))
-    victim, _, victim_log = processes[2]
+    processes = [start_party(config, tmp_path) for config in configs]
+    victim, _ = processes[2]
+    victim_log = tmp_path / "party2.log"
     deadline = time.monotonic() + 30
     while "parties connected" not in victim_log.read_text():
         assert time.monotonic() < deadline, "parties did not connect in 30 s"
         time.sleep(0.05)
     victim.kill()
     killed_at = time.monotonic()
-    for process, output_path, _ in processes[:2]:
+    for process, output_path in processes[:2]:
         process.wait(timeout=40)
         output = json.loads(output_path.read_text())
         assert time.monotonic() - killed_at < 30
@@ -250,7 +205,7 @@ def test_party_killed_station_fails_others(tmp_path):
 def test_party_listens_on_configured_host_only(tmp_path):
     vectors = [[10, 10, 1.0, 1.0]] * 3
     configs = _configs(vectors, 3)
-    process, _ = _start(configs[1], tmp_path)
+    process, _ = start_party(configs[1], tmp_path)
     port = configs[1]["parties"][1]["port"]
     try:
         listening = []

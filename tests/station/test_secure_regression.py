@@ -7,16 +7,13 @@ compared with the same least-squares solution in float64 NumPy.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from mpc_parties import loopback_parties, run_parties
 
-from linksight.network import free_port
 from station.aggregates import MAX_ROWS_PER_STATION
 from station.regression import fixed_point_size
 
@@ -31,18 +28,9 @@ def _statistics(x: np.ndarray, y: np.ndarray, copies: int) -> list[float]:
 
 
 def _run(tmp_path: Path, vectors: list[list[float]], p: int) -> list[dict[str, Any]]:
-    parties = [
+    parties = loopback_parties(len(vectors))
+    configs = [
         {
-            "station": f"station-{i}",
-            "organisation": f"org-{i}",
-            "host": "127.0.0.1",
-            "port": free_port(),
-        }
-        for i in range(len(vectors))
-    ]
-    processes = []
-    for index, vector in enumerate(vectors):
-        config = {
             "parties": parties,
             "index": index,
             "bind_host": "127.0.0.1",
@@ -59,27 +47,9 @@ def _run(tmp_path: Path, vectors: list[list[float]], p: int) -> list[dict[str, A
             "requester_contributes": False,
             "fraction_bits": fixed_point_size(len(vectors)),
         }
-        input_path = tmp_path / f"in{index}.json"
-        output_path = tmp_path / f"out{index}.json"
-        input_path.write_text(json.dumps(config))
-        log = (tmp_path / f"party{index}.log").open("w")
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "station.mpc_party",
-                str(input_path),
-                str(output_path),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        processes.append((process, output_path))
-    outputs = []
-    for process, output_path in processes:
-        process.wait(timeout=180)
-        outputs.append(json.loads(output_path.read_text()))
-    return outputs
+        for index, vector in enumerate(vectors)
+    ]
+    return [output for _, output in run_parties(configs, tmp_path, timeout=180)]
 
 
 def test_ols_at_maximum_rows_and_range(tmp_path):
