@@ -208,18 +208,6 @@ def status(
         _print_frame(organisation_table(request))
 
 
-def approve(
-    request_id: Annotated[int, typer.Argument(help="The request to approve.")],
-    reason: Annotated[str, typer.Option(help="Why the request may run.")] = "",
-    hub_url: HubUrl = None,
-    profile: Profile = None,
-) -> None:
-    """Approve a request for your organisation (steward; never your own)."""
-    with _client(hub_url, profile) as client:
-        request = _run(lambda: client.approve(request_id, reason))
-        typer.echo(f"approved; {request}")
-
-
 def budget(
     collaboration: Collaboration = None,
     hub_url: HubUrl = None,
@@ -334,7 +322,6 @@ def register(app: typer.Typer) -> None:
         result,
         revoke,
         status,
-        approve,
         budget,
         playground,
     ):
