@@ -254,11 +254,74 @@ class RevokeBody(RequestBody):
     reason: str = Field(default="", max_length=2_000)
 
 
+# An X25519 public key: 32 bytes in standard base64.
+RESULT_KEY_PATTERN = r"^[A-Za-z0-9+/]{43}=$"
+
+
+class ResultKeyBody(RequestBody):
+    """A user's X25519 public key, to which stations seal the user's results."""
+
+    public_key: str = Field(
+        pattern=RESULT_KEY_PATTERN,
+        description="32-byte X25519 public key in standard base64",
+    )
+
+
+class ResultKeyOut(BaseModel):
+    """The caller's registered result key."""
+
+    public_key: str
+    fingerprint: str = Field(
+        description="first 16 hex digits of the SHA-256 of the raw key"
+    )
+    registered_at: datetime
+
+
+class CheckOutcome(RequestBody):
+    """One disclosure check of a result: its rule and whether it passed."""
+
+    rule: str = Field(max_length=100)
+    passed: bool
+
+
+class SealedResult(RequestBody):
+    """A station's result, sealed to the requester's key.
+
+    Only the status, the blocking rule and the checks' outcomes are in the
+    clear; the figures are inside ``ciphertext``.
+    """
+
+    scheme: Literal["x25519-xsalsa20poly1305-sealedbox"]
+    recipient_key: str = Field(pattern=RESULT_KEY_PATTERN)
+    status: Literal["released", "blocked"]
+    blocked_rule: str | None = Field(default=None, max_length=100)
+    checks: list[CheckOutcome] = Field(max_length=10_000)
+    ciphertext: str = Field(
+        min_length=1,
+        max_length=8_000_000,
+        pattern=r"^[A-Za-z0-9+/]+={0,2}$",
+        description="libsodium sealed box of the result document, base64",
+    )
+
+
+class RelayedResult(BaseModel):
+    """A released result as the hub relays it: one ciphertext per station."""
+
+    scheme: str
+    recipient_key: str
+    status: Literal["released", "blocked"]
+    blocked_rule: str | None
+    checks: list[CheckOutcome]
+    ciphertexts: dict[str, str] = Field(
+        description="each station's sealed copy of the same document, by station"
+    )
+
+
 class TaskEventBody(RequestBody):
     """A station's report on its task."""
 
     event: Literal["started", "completed", "failed", "refused"]
-    result: dict[str, Any] | None = None
+    result: SealedResult | None = None
     error: str | None = Field(default=None, max_length=4_000)
 
 
@@ -276,7 +339,7 @@ class ResultOut(BaseModel):
 
     request_id: int
     state: RequestState
-    result: dict[str, Any]
+    result: RelayedResult
     audit_seq: int
 
 

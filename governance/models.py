@@ -99,6 +99,20 @@ class User(Base):
     organisation: Mapped[Organisation] = relationship()
 
 
+class ResultKey(Base):
+    """A user's X25519 public key, to which stations seal the user's results.
+
+    One key per user; registering again replaces it. The task of a request
+    carries the key that was registered when the hub signed the task.
+    """
+
+    __tablename__ = "result_keys"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    public_key: Mapped[str] = mapped_column(String(64))
+    registered_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
 class Station(Base):
     """An organisation's data station, with the MPC endpoint it registered."""
 

@@ -24,6 +24,7 @@ from governance.models import (
     DatasetRegistration,
     QueryRequest,
     RequestParty,
+    ResultKey,
     Station,
     User,
     utc_now,
@@ -47,13 +48,32 @@ def submit_request(
     ------
     ApiError
         404 if the collaboration does not exist, 403 ``not_member`` if the
-        scientist's organisation is not a member, 422 ``invalid_query`` with
+        scientist's organisation is not a member, 409 ``no_result_key`` if
+        the scientist has registered no result key, 422 ``invalid_query`` with
         the ``position`` of the offending text if the query does not parse
         or does not fit the dataset's schema.
     """
     collaboration = find_collaboration(session, body.collaboration)
     require_member(session, hub, scientist, collaboration, EVENT)
     actor = scientist.as_actor("scientist")
+    if session.get(ResultKey, scientist.id) is None:
+        error = ApiError(
+            409,
+            "no_result_key",
+            f"user {scientist.name!r} has no result key, so no station could "
+            "seal a result to you; register your X25519 public key with PUT "
+            "/users/me/result-key (the Python and R clients do this on first "
+            "use), then submit again",
+        )
+        raise audited_error(
+            session,
+            hub,
+            error,
+            EVENT,
+            actor,
+            collaboration=collaboration.name,
+            details={"purpose": body.purpose},
+        )
 
     registrations = session.scalars(
         select(DatasetRegistration)

@@ -7,11 +7,15 @@ every party reveals the same output of the same secure computation, so
 results that differ mean that a party misbehaved or the run went wrong, and
 the request fails. Otherwise the result is released to the submitter.
 
-A result is a JSON object. ``result["status"] == "blocked"`` means that
-disclosure control blocked the output. The optional ``result["checks"]``
-lists the disclosure checks as objects with ``rule`` and ``passed``. The
-audit log records each check's pass or fail and the SHA-256 of the
-result's canonical JSON, never the result itself.
+A result arrives sealed to the requester's X25519 key
+(:class:`governance.api_models.SealedResult`), so the hub cannot read its
+figures. In the clear it has only ``status`` ("released" or "blocked"),
+``blocked_rule``, and ``checks`` with each check's ``rule`` and
+``passed``. Each station's seal uses a new ephemeral key, so the hub
+compares these plain fields and the recipient key, not the ciphertexts;
+the client checks that every station's document is the same when it
+opens them. The audit log records each check's pass or fail and the
+SHA-256 of the relayed (sealed) result, never the result itself.
 
 A report changes nothing if its station already reported ``completed``,
 ``failed`` or ``refused``, or if the request is no longer approved or
@@ -40,6 +44,7 @@ from governance.states import (
     PartyStatus,
     RequestState,
 )
+from linksight.result_encryption import ResultKeyError, fingerprint
 from linksight.signing import canonical_json
 
 EVENT = "task.event"
@@ -131,6 +136,19 @@ def apply_event(
         raise audited_error(
             session, hub, error, EVENT, actor, request=request, details=details
         )
+    expected_key = (request.signed_task or {}).get("task", {}).get("requester_key")
+    if body.result is not None and body.result.recipient_key != expected_key:
+        error = ApiError(
+            422,
+            "wrong_recipient",
+            f"the result is sealed to a key with fingerprint "
+            f"{key_fingerprint(body.result.recipient_key)}, but task {task_id} "
+            f"names the requester's key {key_fingerprint(expected_key)}; seal "
+            "the result to the task's requester_key",
+        )
+        raise audited_error(
+            session, hub, error, EVENT, actor, request=request, details=details
+        )
     if body.event in ("failed", "refused") and not body.error:
         error = ApiError(
             422,
@@ -172,8 +190,8 @@ def apply_event(
     party.status = PartyStatus(body.event)
     party.reported_at = utc_now()
     if body.event == "completed" and body.result is not None:
-        party.result = body.result
-        details["result_sha256"] = result_digest(body.result)
+        party.result = body.result.model_dump(mode="json")
+        details["result_sha256"] = result_digest(party.result)
     if body.event in ("failed", "refused"):
         party.error = body.error
         details["error"] = body.error
@@ -196,11 +214,26 @@ def apply_event(
     return request
 
 
+def key_fingerprint(public_key: Any) -> str:
+    """Return the fingerprint of a base64 public key, or say that it is invalid."""
+    try:
+        return fingerprint(str(public_key))
+    except ResultKeyError:
+        return "(none or invalid)"
+
+
 def release_result(session: Session, hub: Hub, request: QueryRequest) -> None:
-    """Compare the parties' results and release the result if they agree."""
+    """Compare the parties' plain result fields and release the result if they
+    agree.
+
+    The released result keeps every station's ciphertext, so that the
+    client can check that the sealed documents agree as well.
+    """
+    plain_fields = ("scheme", "recipient_key", "status", "blocked_rule", "checks")
+    sealed = {party.station.name: party.result or {} for party in request.parties}
     digests = {
-        party.station.name: result_digest(party.result or {})
-        for party in request.parties
+        station: result_digest({k: result.get(k) for k in plain_fields})
+        for station, result in sealed.items()
     }
     if len(set(digests.values())) != 1:
         change_state(
@@ -214,7 +247,11 @@ def release_result(session: Session, hub: Hub, request: QueryRequest) -> None:
         )
         return
 
-    result = request.parties[0].result or {}
+    first = next(iter(sealed.values()))
+    result: dict[str, Any] = {k: first.get(k) for k in plain_fields}
+    result["ciphertexts"] = {
+        station: str(item.get("ciphertext", "")) for station, item in sealed.items()
+    }
     if result.get("status") == "blocked":
         state = RequestState.BLOCKED_BY_DISCLOSURE_CONTROL
     else:
@@ -228,8 +265,10 @@ def release_result(session: Session, hub: Hub, request: QueryRequest) -> None:
         str(state),
         request=request,
         details={
-            "result_sha256": next(iter(digests.values())),
+            "result_sha256": result_digest(result),
             "status": str(result.get("status", "")),
+            "blocked_rule": result.get("blocked_rule"),
+            "recipient_key": key_fingerprint(result.get("recipient_key")),
             "disclosure_checks": disclosure_checks(result),
         },
     )

@@ -4,7 +4,9 @@ The task names every party of the secure computation in a fixed order (by
 station name), so that every station assigns the same MPC party ids. The
 hub signs the task's canonical JSON with its Ed25519 key, and stations
 verify that signature with the hub's public key from their own
-configuration before acting on it.
+configuration before acting on it. The task carries the submitter's
+result key as registered when the task is signed; the stations seal the
+result to it.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from sqlalchemy.orm import Session
 from governance.audit_trail import record
 from governance.context import Hub
 from governance.lifecycle import change_state
-from governance.models import QueryRequest, utc_now
+from governance.models import QueryRequest, ResultKey, utc_now
 from governance.principals import Actor
 from governance.states import RequestState
 from linksight.query import QuerySpec, format_query
+from linksight.result_encryption import fingerprint
 from linksight.rules import CollaborationRules
 from linksight.signing import sign
 from linksight.tasks import (
@@ -96,6 +99,17 @@ def issue_task(session: Session, hub: Hub, request: QueryRequest, actor: Actor) 
         change_state(session, hub, request, RequestState.FAILED, actor, error=error)
         return
 
+    result_key = session.get(ResultKey, request.submitter_id)
+    if result_key is None:
+        error = (
+            f"cannot issue the task: the submitter {request.submitter.name!r} has "
+            "no result key, so the stations could not seal the result; register "
+            "one with PUT /users/me/result-key (the clients do so on first use), "
+            "then submit the query again"
+        )
+        change_state(session, hub, request, RequestState.FAILED, actor, error=error)
+        return
+
     rules = CollaborationRules.model_validate(request.collaboration.rules)
     spec = QuerySpec.model_validate(request.query_spec)
     try:
@@ -108,6 +122,7 @@ def issue_task(session: Session, hub: Hub, request: QueryRequest, actor: Actor) 
             parties=endpoints,
             requester=request.submitter.name,
             requester_organisation=request.submitter.organisation.name,
+            requester_key=result_key.public_key,
             purpose=request.purpose,
             disclosure=DisclosureSettings(
                 min_count=rules.min_count,
@@ -137,5 +152,6 @@ def issue_task(session: Session, hub: Hub, request: QueryRequest, actor: Actor) 
         details={
             "task_id": task.task_id,
             "parties": [party.station for party in task.parties],
+            "recipient_key": fingerprint(result_key.public_key),
         },
     )

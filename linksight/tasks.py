@@ -7,9 +7,10 @@ and a deadline. Stations act on nothing that is not in a verified task.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from linksight.query import Filter, QuerySpec
+from linksight.result_encryption import ResultKeyError, parse_public_key
 
 
 class Party(BaseModel):
@@ -48,6 +49,10 @@ class TaskSpec(BaseModel):
     parties: list[Party] = Field(min_length=3)
     requester: str
     requester_organisation: str
+    requester_key: str = Field(
+        description="the requester's X25519 public key (base64); stations seal "
+        "the result to it"
+    )
     purpose: str = ""
     disclosure: DisclosureSettings
     history: list[EarlierQuery] = Field(
@@ -57,6 +62,15 @@ class TaskSpec(BaseModel):
     )
     mpc_timeout_seconds: float = Field(default=120.0, gt=0)
     issued_at: str
+
+    @field_validator("requester_key")
+    @classmethod
+    def _check_requester_key(cls, value: str) -> str:
+        try:
+            parse_public_key(value)
+        except ResultKeyError as error:
+            raise ValueError(str(error)) from error
+        return value
 
 
 class SignedTask(BaseModel):

@@ -28,6 +28,7 @@ from linksight_kernel.errors import (
     RequestFailedError,
     RequestNotReleasedError,
     RequestRejectedError,
+    ResultDecryptionError,
     WaitTimeoutError,
 )
 from linksight_kernel.requests import Request
@@ -49,6 +50,7 @@ __all__ = [
     "RequestNotReleasedError",
     "RequestRejectedError",
     "Result",
+    "ResultDecryptionError",
     "WaitTimeoutError",
     "load_ipython_extension",
     "write_config",

@@ -22,18 +22,33 @@ Only schemas (names, types, allowed uses) are ever shown, never values.
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pandas as pd
+from nacl.public import PrivateKey
 
 from linksight.query import QuerySpec, parse_query
+from linksight.result_encryption import (
+    ResultDecryptionError as SealedResultError,
+)
+from linksight.result_encryption import (
+    ResultKeyError,
+    encode_key,
+    fingerprint,
+    load_or_create_private_key,
+    open_result,
+    read_private_key,
+    write_private_key,
+)
 from linksight.schema import ColumnSchema, DatasetSchema
-from linksight_kernel.config import Connection, resolve_connection
+from linksight_kernel.config import ENV_CA_CERT, Connection, resolve_connection
 from linksight_kernel.errors import (
     AuthenticationError,
+    ConfigError,
     DisclosureBlockedError,
     HubError,
     HubUnreachableError,
@@ -42,6 +57,7 @@ from linksight_kernel.errors import (
     PermissionDeniedError,
     RequestFailedError,
     RequestRejectedError,
+    ResultDecryptionError,
     WaitTimeoutError,
 )
 from linksight_kernel.progress import ProgressMode, start_progress
@@ -122,11 +138,15 @@ class Client:
         )
         self.collaboration = collaboration or self.connection.collaboration
         self.purpose = purpose or DEFAULT_PURPOSE
+        ca_file = self.connection.ca_certificate
         self._http = httpx.Client(
             base_url=self.connection.hub_url,
             headers={"Authorization": f"Bearer {self.connection.token}"},
             timeout=timeout,
+            verify=ssl.create_default_context(cafile=ca_file) if ca_file else True,
         )
+        self._result_key: PrivateKey | None = None
+        self._result_key_registered = False
 
     @property
     def hub_url(self) -> str:
@@ -162,6 +182,20 @@ class Client:
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             response = self._http.request(method, path, **kwargs)
+        except httpx.ConnectError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" not in str(exc):
+                raise HubUnreachableError(
+                    f"the hub at {self.hub_url} did not respond ({exc}); check "
+                    "that it runs and that the URL is right"
+                ) from exc
+            ca_file = self.connection.ca_certificate
+            trusted = f"CA certificate {ca_file}" if ca_file else "system's CAs"
+            raise ConfigError(
+                f"the hub at {self.hub_url} presented a TLS certificate that the "
+                f"{trusted} did not verify ({exc}); set {ENV_CA_CERT} or "
+                "ca_certificate in the config file to the collaboration CA's "
+                "certificate that signed the hub's"
+            ) from exc
         except httpx.TransportError as exc:
             raise HubUnreachableError(
                 f"the hub at {self.hub_url} did not respond ({exc}); check that "
@@ -307,6 +341,7 @@ class Client:
         """
         name = self.default_collaboration(collaboration)
         self.check(query, name)
+        self.register_result_key()
         body = self._call(
             "POST",
             "/requests",
@@ -375,7 +410,107 @@ class Client:
         """
         request = self.request(request_id)
         body = self._call("GET", f"/requests/{int(request_id)}/result")
-        return Result.from_json(body, request.collaboration)
+        document = self._open_result(body["result"], int(request_id))
+        return Result.from_json({**body, "result": document}, request.collaboration)
+
+    # Result key
+
+    @property
+    def result_key_path(self) -> Path:
+        """The file of your X25519 private key, which opens your results."""
+        return self.connection.result_key_path
+
+    def result_public_key(self) -> str:
+        """Return your result public key (base64), creating the key pair if none."""
+        return encode_key(self._load_result_key().public_key)
+
+    def _load_result_key(self) -> PrivateKey:
+        if self._result_key is None:
+            try:
+                key, created = load_or_create_private_key(self.result_key_path)
+            except ResultKeyError as exc:
+                raise ConfigError(str(exc)) from exc
+            if created:
+                logger.info(
+                    "created result key %s (fingerprint %s)",
+                    self.result_key_path,
+                    fingerprint(key.public_key),
+                )
+            self._result_key = key
+        return self._result_key
+
+    def register_result_key(self, force: bool = False) -> dict[str, Any]:
+        """Make the hub's copy of your result public key match your key file.
+
+        Called before every submission; it asks the hub once per client
+        unless `force`. A different key registered at the hub, as from
+        another computer, is replaced, and the replacement is logged:
+        results sealed to that key open only where it is kept.
+        """
+        public_key = self.result_public_key()
+        if self._result_key_registered and not force:
+            return {"public_key": public_key, "fingerprint": fingerprint(public_key)}
+        try:
+            registered = self._call("GET", "/users/me/result-key")
+        except NotFoundError:
+            registered = None
+        if registered is None or registered["public_key"] != public_key:
+            if registered is not None:
+                logger.warning(
+                    "replacing the result key registered at %s (fingerprint %s) "
+                    "with the key in %s (fingerprint %s); results sealed to the "
+                    "old key open only where that key is kept",
+                    self.hub_url,
+                    registered["fingerprint"],
+                    self.result_key_path,
+                    fingerprint(public_key),
+                )
+            registered = self._call(
+                "PUT", "/users/me/result-key", json={"public_key": public_key}
+            )
+            logger.info(
+                "registered result key %s at %s",
+                registered["fingerprint"],
+                self.hub_url,
+            )
+        self._result_key_registered = True
+        return dict(registered)
+
+    def rotate_result_key(self) -> dict[str, Any]:
+        """Create a new result key pair and register it; return the hub's record.
+
+        The old private key is kept beside the new one, named by its
+        fingerprint (``result.key.FINGERPRINT``), so that results sealed to
+        it still open.
+        """
+        old = self._load_result_key()
+        path = self.result_key_path
+        kept = path.with_name(f"{path.name}.{fingerprint(old.public_key)}")
+        write_private_key(kept, old)
+        self._result_key = PrivateKey.generate()
+        write_private_key(path, self._result_key)
+        return self.register_result_key(force=True)
+
+    def _open_result(self, released: dict[str, Any], request_id: int) -> dict[str, Any]:
+        key = self._load_result_key()
+        sealed_to = str(released.get("recipient_key", ""))
+        if sealed_to != encode_key(key.public_key):
+            # A result sealed before a rotation opens with the kept old key.
+            try:
+                older = self.result_key_path.with_name(
+                    f"{self.result_key_path.name}.{fingerprint(sealed_to)}"
+                )
+            except ResultKeyError:
+                older = None
+            if older is not None and older.is_file():
+                try:
+                    key = read_private_key(older)
+                except ResultKeyError as exc:
+                    raise ConfigError(str(exc)) from exc
+        try:
+            return open_result(released, key, request_id)
+        except SealedResultError as exc:
+            raise ResultDecryptionError(str(exc)) from exc
 
     def outcome(self, request: Request) -> Result:
         """Return the released result of a final request, or raise why there is none.

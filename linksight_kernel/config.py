@@ -20,6 +20,17 @@ such as a steward's, and are chosen by name::
 A profile's token wins over ``LINKSIGHT_TOKEN``. Because the file contains
 tokens, it must not be readable by other users (mode 0600). A token is
 never printed, logged or shown in a repr.
+
+Two more settings, each from ``LINKSIGHT_RESULT_KEY`` and
+``LINKSIGHT_CA_CERT`` or the file's ``result_key`` and ``ca_certificate``
+(relative paths are relative to the file):
+
+- the result key file: your X25519 private key, which opens the results
+  the stations seal to you. By default ``result.key`` in the config file's
+  folder, or ``~/.config/linksight/result.key`` without a config file. The
+  client creates it (mode 0600) on first use; R's client uses the same file.
+- the CA certificate (PEM) that a hub served over HTTPS must present a
+  certificate from; by default the system's trusted CAs.
 """
 
 from __future__ import annotations
@@ -36,7 +47,10 @@ from linksight_kernel.errors import ConfigError
 ENV_HUB_URL = "LINKSIGHT_HUB_URL"
 ENV_TOKEN = "LINKSIGHT_TOKEN"
 ENV_CONFIG = "LINKSIGHT_CONFIG"
+ENV_RESULT_KEY = "LINKSIGHT_RESULT_KEY"
+ENV_CA_CERT = "LINKSIGHT_CA_CERT"
 DEFAULT_CONFIG_PATH = Path("~/.config/linksight/client.toml")
+RESULT_KEY_NAME = "result.key"
 
 
 @dataclass(frozen=True)
@@ -49,6 +63,8 @@ class Connection:
     collaboration: str | None = None
     source: str = "argument"
     config_path: Path | None = None
+    result_key_path: Path = DEFAULT_CONFIG_PATH.parent / RESULT_KEY_NAME
+    ca_certificate: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,8 @@ class ConfigFile:
     token: str | None = field(default=None, repr=False)
     collaboration: str | None = None
     profiles: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+    result_key: str | None = None
+    ca_certificate: str | None = None
 
 
 def config_path() -> Path | None:
@@ -102,7 +120,7 @@ def read_config(path: Path) -> ConfigFile:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-    for key in ("hub_url", "token", "collaboration"):
+    for key in ("hub_url", "token", "collaboration", "result_key", "ca_certificate"):
         if key in raw and not isinstance(raw[key], str):
             raise ConfigError(f"config file {path}: {key} must be a string")
     profiles = raw.get("profiles", {})
@@ -120,6 +138,8 @@ def read_config(path: Path) -> ConfigFile:
         token=raw.get("token"),
         collaboration=raw.get("collaboration"),
         profiles=profiles,
+        result_key=raw.get("result_key"),
+        ca_certificate=raw.get("ca_certificate"),
     )
 
 
@@ -196,7 +216,45 @@ def resolve_connection(
         collaboration=config.collaboration if config else None,
         source=", ".join(sources),
         config_path=path,
+        result_key_path=_result_key_path(config),
+        ca_certificate=_ca_certificate(config),
     )
+
+
+def _relative_to(config: ConfigFile | None, value: str) -> Path:
+    path = Path(value).expanduser()
+    if config is not None and not path.is_absolute():
+        return config.path.parent / path
+    return path
+
+
+def _result_key_path(config: ConfigFile | None) -> Path:
+    named = os.environ.get(ENV_RESULT_KEY)
+    if named:
+        return Path(named).expanduser()
+    if config is not None and config.result_key:
+        return _relative_to(config, config.result_key)
+    if config is not None:
+        return config.path.parent / RESULT_KEY_NAME
+    return (DEFAULT_CONFIG_PATH.parent / RESULT_KEY_NAME).expanduser()
+
+
+def _ca_certificate(config: ConfigFile | None) -> Path | None:
+    named = os.environ.get(ENV_CA_CERT)
+    if named:
+        path = Path(named).expanduser()
+        source = ENV_CA_CERT
+    elif config is not None and config.ca_certificate:
+        path = _relative_to(config, config.ca_certificate)
+        source = f"ca_certificate in {config.path}"
+    else:
+        return None
+    if not path.is_file():
+        raise ConfigError(
+            f"the hub's CA certificate {path} (from {source}) does not exist; "
+            "name the PEM file of the CA that signed the hub's certificate"
+        )
+    return path
 
 
 def write_config(
@@ -206,6 +264,7 @@ def write_config(
     *,
     collaboration: str | None = None,
     profiles: dict[str, str] | None = None,
+    ca_certificate: Path | None = None,
 ) -> None:
     """Write a client config file readable by its owner only (mode 0600).
 
@@ -223,6 +282,8 @@ def write_config(
     ]
     if collaboration:
         lines.append(f"collaboration = {quoted(collaboration)}")
+    if ca_certificate is not None:
+        lines.append(f"ca_certificate = {quoted(str(ca_certificate))}")
     for name, profile_token in (profiles or {}).items():
         lines += ["", f"[profiles.{quoted(name)}]", f"token = {quoted(profile_token)}"]
     path.parent.mkdir(parents=True, exist_ok=True)

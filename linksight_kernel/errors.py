@@ -9,6 +9,7 @@
     │   ├── AuthenticationError   401: the token is missing or unknown
     │   ├── PermissionDeniedError 403: the caller's role or organisation may not
     │   └── NotFoundError         404: no such collaboration, dataset or request
+    ├── ResultDecryptionError     a sealed result does not open with your key
     ├── WaitTimeoutError          a request did not finish within the timeout
     └── RequestNotReleasedError   a request ended without a released result
         ├── RequestRejectedError  rejected by a rule or a steward, revoked or expired
@@ -40,6 +41,11 @@ class LinksightError(Exception):
 
 class ConfigError(LinksightError):
     """The connection settings are missing, invalid or unsafe."""
+
+
+class ResultDecryptionError(LinksightError):
+    """A sealed result was altered, sealed to another key, or differs between
+    stations; nothing of it is shown."""
 
 
 class HubUnreachableError(LinksightError):

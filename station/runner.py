@@ -4,9 +4,9 @@ Steps: verify the hub's signature, check the task against this station's
 local policy and the collaboration rules, compute the local aggregates (or,
 for an overlap query, the local identifier lists), run this station's MPC
 party as a separate process under a deadline, and report the checked result
-to the hub. Every step is written to the station's own
-audit chain. A refusal or failure here is reported to the hub, which fails
-the request for every station.
+to the hub, sealed to the requester's key from the task. Every step is
+written to the station's own audit chain. A refusal or failure here is
+reported to the hub, which fails the request for every station.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from linksight import signing
+from linksight.result_encryption import fingerprint, seal_result
 from linksight.rules import CollaborationRules, check_query
 from linksight.tasks import TaskSpec
 from station import regression
@@ -176,9 +177,15 @@ class TaskRunner:
             checks=[
                 {"rule": c["rule"], "passed": c["passed"]} for c in result["checks"]
             ],
+            # Lets an auditor compare with the scientist's own key whether the
+            # hub put another key in the task.
+            recipient_key=fingerprint(prepared.task.requester_key),
             seconds=round(seconds, 3),
         )
-        self._finish(task_id, request_id, "completed", result=result)
+        # Only the requester can open what the hub receives; the ledger keeps
+        # the sealed report, so that a resent report is the same.
+        sealed = seal_result(result, prepared.task.requester_key)
+        self._finish(task_id, request_id, "completed", result=sealed)
 
     def _finish(
         self,

@@ -13,6 +13,7 @@ request's dataset in that collaboration.
 | --- | --- |
 | GET /health | anyone |
 | GET /public-key, GET /users/me | any user or station |
+| GET /users/me/result-key, PUT /users/me/result-key | any user |
 | POST /organisations, /users, /stations, /collaborations | admin |
 | GET /organisations, GET /collaborations | any user |
 | GET /collaborations/{name}, GET .../datasets | member users, admin |

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, status
 from governance.api_models import (
     ApproveBody,
     RejectBody,
+    RelayedResult,
     RequestCreate,
     RequestOut,
     ResultOut,
@@ -36,7 +37,9 @@ router = APIRouter(
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, responses=error_responses(404, 422)
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(404, 409, 422),
 )
 def create_request(
     body: RequestCreate, scientist: ScientistDep, session: SessionDep, hub: HubDep
@@ -46,7 +49,8 @@ def create_request(
     A query that breaks a collaboration rule is stored as `rejected`, with
     the rule's name and how to fix the query in `rejection`, and still
     returned with status 201. A query that does not parse gets 422
-    ``invalid_query`` with the `position` of the offending text.
+    ``invalid_query`` with the `position` of the offending text. A scientist
+    without a registered result key gets 409 ``no_result_key``.
     """
     return request_out(submit_request(session, hub, scientist, body))
 
@@ -132,7 +136,10 @@ def get_result(
     session: SessionDep,
     hub: HubDep,
 ) -> ResultOut:
-    """Return the released result (the submitter, or an admin).
+    """Return the released result, sealed to its submitter (submitter, admin).
+
+    The figures are in ``ciphertexts``, one sealed copy per station, which
+    only the submitter's private result key opens.
 
     Returns 409 ``not_ready`` until the request is completed or blocked by
     disclosure control.
@@ -160,6 +167,6 @@ def get_result(
     return ResultOut(
         request_id=request.id,
         state=RequestState(request.state),
-        result=request.result,
+        result=RelayedResult.model_validate(request.result),
         audit_seq=request.result_audit_seq,
     )

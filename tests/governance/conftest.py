@@ -47,6 +47,7 @@ def bare_network(
         admin_token,
         json={"name": "sam", "organisation": RESEARCH, "roles": ["scientist"]},
     )["token"]
+    network.scientist_key = network.register_result_key(network.scientist)
     network.dual = network.ok(
         "POST",
         "/users",
@@ -57,6 +58,7 @@ def bare_network(
             "roles": ["scientist", "steward"],
         },
     )["token"]
+    network.register_result_key(network.dual)
     for index, (station, organisation) in enumerate(HOSPITALS.items()):
         steward = f"steward-{station[-1]}"
         network.stewards[organisation] = network.ok(

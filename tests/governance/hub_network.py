@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from nacl.public import PrivateKey
 
 from governance.config import HubSettings
+from linksight.result_encryption import encode_key, open_result, seal_result
 
 LUNG_SCHEMA: dict[str, Any] = {
     "name": "lung",
@@ -48,6 +50,7 @@ class Network:
     admin: str
     scientist: str = ""
     dual: str = ""
+    scientist_key: PrivateKey = field(default_factory=PrivateKey.generate)
     stewards: dict[str, str] = field(default_factory=dict)
     stations: dict[str, str] = field(default_factory=dict)
 
@@ -86,10 +89,36 @@ class Network:
         return request
 
     def report(self, task_id: str, station: str, event: str, **fields: Any) -> Any:
-        """Post a task event as `station` and return the response."""
+        """Post a task event as `station` and return the response.
+
+        A plain ``result`` document is sealed to the scientist's result key
+        first, as a station seals it to the task's requester key.
+        """
+        result = fields.get("result")
+        if isinstance(result, dict) and "ciphertext" not in result:
+            fields["result"] = self.seal(result)
         return self.call(
             "POST",
             f"/tasks/{task_id}/events",
             self.stations[station],
             json={"event": event, **fields},
         )
+
+    def seal(self, document: dict[str, Any]) -> dict[str, Any]:
+        """Seal a result document to the scientist's result key."""
+        return seal_result(document, encode_key(self.scientist_key.public_key))
+
+    def open(self, relayed: dict[str, Any], request_id: int) -> dict[str, Any]:
+        """Open a relayed result with the scientist's result key."""
+        return open_result(relayed, self.scientist_key, request_id)
+
+    def register_result_key(self, token: str) -> PrivateKey:
+        """Register a new result key as the holder of `token`; return it."""
+        key = PrivateKey.generate()
+        self.ok(
+            "PUT",
+            "/users/me/result-key",
+            token,
+            json={"public_key": encode_key(key.public_key)},
+        )
+        return key

@@ -6,6 +6,7 @@ from typing import Any
 
 from hub_network import HOSPITALS, LUNG_SCHEMA, QUERY, Network
 
+from linksight.result_encryption import encode_key
 from linksight.signing import parse_public_key, verify
 
 RESULT: dict[str, Any] = {
@@ -44,6 +45,7 @@ def test_request_full_life_cycle(network: Network) -> None:
     assert task["parties"][1]["port"] == 11366
     assert task["requester"] == "sam"
     assert task["requester_organisation"] == "Research Institute"
+    assert task["requester_key"] == encode_key(network.scientist_key.public_key)
     assert task["disclosure"]["min_count"] == 10
     assert task["mpc_timeout_seconds"] == 120.0
     assert task["query"]["dataset"] == "lung"
@@ -63,7 +65,9 @@ def test_request_full_life_cycle(network: Network) -> None:
     # The submitter and admins read the result; stewards and others may not.
     result = network.ok("GET", f"/requests/{request_id}/result", network.scientist)
     assert result["state"] == "completed"
-    assert result["result"] == RESULT
+    assert network.open(result["result"], request_id) == RESULT
+    assert set(result["result"]["ciphertexts"]) == {"st-a", "st-b", "st-c"}
+    assert "138" not in str(result["result"])
     assert result["audit_seq"] > 0
     steward = network.call(
         "GET", f"/requests/{request_id}/result", network.stewards["Hospital A"]
@@ -104,7 +108,8 @@ def test_result_blocked_by_disclosure_control(network: Network) -> None:
 
     result = network.ok("GET", f"/requests/{request_id}/result", network.scientist)
     assert result["state"] == "blocked_by_disclosure_control"
-    assert result["result"] == blocked
+    assert result["result"]["status"] == "blocked"
+    assert network.open(result["result"], request_id) == blocked
 
 
 def test_result_before_completion_not_ready(network: Network) -> None:

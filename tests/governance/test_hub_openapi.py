@@ -96,6 +96,7 @@ def set_up_network(settings: HubSettings) -> tuple[FastAPI, Network]:
         admin,
         json={"name": "sam", "organisation": RESEARCH, "roles": ["scientist"]},
     )["token"]
+    network.scientist_key = network.register_result_key(network.scientist)
     for station, organisation in HOSPITALS.items():
         network.stewards[organisation] = network.ok(
             "POST",

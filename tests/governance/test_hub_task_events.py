@@ -6,6 +6,9 @@ from typing import Any
 
 import pytest
 from hub_network import Network
+from nacl.public import PrivateKey
+
+from linksight.result_encryption import encode_key, seal_result
 
 RESULT: dict[str, Any] = {"status": "released", "rows": [{"count(*)": 228}]}
 
@@ -56,7 +59,9 @@ def test_first_failure_wins(network: Network, task_id: str) -> None:
 def test_different_results_fail_request(network: Network, task_id: str) -> None:
     network.report(task_id, "st-a", "completed", result=RESULT)
     network.report(task_id, "st-b", "completed", result=RESULT)
-    network.report(task_id, "st-c", "completed", result={"status": "released"})
+    # The hub compares only the fields in the clear; a difference inside the
+    # ciphertexts is found by the client when it opens them.
+    network.report(task_id, "st-c", "completed", result={"status": "blocked"})
 
     request = request_of(network, task_id)
     assert request["state"] == "failed"
@@ -65,7 +70,7 @@ def test_different_results_fail_request(network: Network, task_id: str) -> None:
 
 def test_repeated_event_changes_nothing(network: Network, task_id: str) -> None:
     network.report(task_id, "st-a", "completed", result=RESULT)
-    network.report(task_id, "st-a", "completed", result={"status": "other"})
+    network.report(task_id, "st-a", "completed", result={"status": "blocked"})
     network.report(task_id, "st-a", "failed", error="late")
 
     request = request_of(network, task_id)
@@ -108,3 +113,25 @@ def test_unknown_task_not_found(network: Network) -> None:
     response = network.call("GET", "/tasks/0123abcd", network.stations["st-a"])
     assert response.status_code == 404
     assert "0123abcd" in response.json()["detail"]["message"]
+
+
+def test_plain_result_rejected(network: Network, task_id: str) -> None:
+    reply = network.call(
+        "POST",
+        f"/tasks/{task_id}/events",
+        network.stations["st-a"],
+        json={"event": "completed", "result": RESULT},
+    )
+
+    assert reply.status_code == 422
+    assert "ciphertext" in reply.text
+
+
+def test_result_for_other_key_rejected(network: Network, task_id: str) -> None:
+    other = seal_result(RESULT, encode_key(PrivateKey.generate().public_key))
+
+    reply = network.report(task_id, "st-a", "completed", result=other)
+
+    assert reply.status_code == 422
+    assert reply.json()["detail"]["code"] == "wrong_recipient"
+    assert "requester_key" in reply.json()["detail"]["message"]

@@ -14,6 +14,7 @@ import pytest
 
 from linksight.demo import DEMO_QUERIES, compare_records
 from linksight.network import lung_data
+from linksight.result_encryption import open_result, read_private_key
 from station.config import load_config
 from station.ledger import StationLedger
 
@@ -164,6 +165,8 @@ def test_requester_own_part_is_subtracted(lung_network):
         admin,
         json={"name": "hanna", "organisation": "Hospital B", "roles": ["scientist"]},
     )
+    key_path = lung_network.root / "hanna-result.key"
+    lung_network.register_result_key(insider["token"], key_path)
     query = "SELECT count(*) FROM lung WHERE age < 50"
     request = lung_network.call(
         "POST",
@@ -177,9 +180,10 @@ def test_requester_own_part_is_subtracted(lung_network):
     )
     lung_network.approve_all(request["id"])
     final = lung_network.wait_for(request["id"], token=insider["token"])
-    result = lung_network.call(
+    sealed = lung_network.call(
         "GET", f"/requests/{request['id']}/result", insider["token"]
     )["result"]
+    result = open_result(sealed, read_private_key(key_path), request["id"])
     rules = {c["rule"]: c["passed"] for c in result["checks"]}
     assert final["state"] == "blocked_by_disclosure_control"
     assert rules == {"min_count": True, "min_count_without_requester": False}

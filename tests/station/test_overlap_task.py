@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from nacl.public import PrivateKey
+
 from linksight.query import parse_query
+from linksight.result_encryption import encode_key
 from linksight.tasks import DisclosureSettings, Party, TaskSpec
 from station.overlap_task import plan_roles
 
@@ -26,6 +29,7 @@ def _task(query: str, requester_organisation: str) -> TaskSpec:
         parties=parties,
         requester="sam",
         requester_organisation=requester_organisation,
+        requester_key=encode_key(PrivateKey.generate().public_key),
         disclosure=DisclosureSettings(),
         issued_at="2026-12-04T00:00:00+00:00",
     )
