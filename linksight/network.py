@@ -384,7 +384,23 @@ class LocalNetwork:
             },
         )
         self.scientist_token = scientist["token"]
+        self.register_result_key(self.scientist_token, self.scientist_key_path)
         return research
+
+    @property
+    def scientist_key_path(self) -> Path:
+        """The file of the scientist's result key (X25519 private key)."""
+        return self.root / "scientist-result.key"
+
+    def register_result_key(self, token: str, path: Path) -> str:
+        """Create a result key pair in `path` if none, register it as the holder
+        of `token`, and return the public key."""
+        from linksight.result_encryption import encode_key, load_or_create_private_key
+
+        key, _created = load_or_create_private_key(path)
+        public_key = encode_key(key.public_key)
+        self.call("PUT", "/users/me/result-key", token, json={"public_key": public_key})
+        return public_key
 
     def _add_station(
         self,
@@ -661,8 +677,18 @@ collaborations = ["{collaboration}"]
         raise NetworkError(f"request {request_id} did not finish in {timeout} s")
 
     def result(self, request_id: str) -> dict[str, Any]:
-        """Return the result of a finished request, as the scientist."""
-        return self.call("GET", f"/requests/{request_id}/result", self.scientist_token)
+        """Return the result of a finished request, as the scientist.
+
+        The hub relays the result sealed to the scientist's key. It is opened
+        with that key here: ``result`` holds the document, and ``sealed`` the
+        result as the hub relayed it.
+        """
+        from linksight.result_encryption import open_result, read_private_key
+
+        body = self.call("GET", f"/requests/{request_id}/result", self.scientist_token)
+        key = read_private_key(self.scientist_key_path)
+        document = open_result(body["result"], key, request_id)
+        return {**body, "result": document, "sealed": body["result"]}
 
 
 def _station_config(
