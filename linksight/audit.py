@@ -8,8 +8,9 @@ Records carry the NEN 7513 fields: event, time, organisation, user, role,
 purpose, the objects touched and the outcome. Details never hold record
 values, shares or secrets.
 
-NOTE: removing the newest records (truncation) leaves a shorter chain that
-still verifies; detecting it needs the chain head to be anchored elsewhere.
+Removing the newest records (truncation) leaves a shorter chain that still
+verifies, and whoever holds a chain can rewrite it and recompute every hash.
+:mod:`linksight.checkpoints` anchors the chain heads elsewhere to detect both.
 """
 
 from __future__ import annotations
@@ -202,6 +203,35 @@ class AuditLog:
     def _select_all(self, connection: Connection) -> list[dict[str, Any]]:
         rows = connection.execute(select(self.table).order_by(self.table.c.seq))
         return [dict(row._mapping) for row in rows]
+
+    def records_after(
+        self, seq: int, limit: int, connection: Connection | None = None
+    ) -> list[dict[str, Any]]:
+        """Return at most `limit` records numbered above `seq`, oldest first."""
+        query = (
+            select(self.table)
+            .where(self.table.c.seq > seq)
+            .order_by(self.table.c.seq)
+            .limit(limit)
+        )
+        if connection is not None:
+            return [dict(row._mapping) for row in connection.execute(query)]
+        with self.engine.connect() as own_connection:
+            return [dict(row._mapping) for row in own_connection.execute(query)]
+
+    def head(self, connection: Connection | None = None) -> tuple[int, str]:
+        """Return the newest record's sequence number and hash (0 and genesis)."""
+        query = (
+            select(self.table.c.seq, self.table.c.hash)
+            .order_by(self.table.c.seq.desc())
+            .limit(1)
+        )
+        if connection is not None:
+            row = connection.execute(query).first()
+        else:
+            with self.engine.connect() as own_connection:
+                row = own_connection.execute(query).first()
+        return (row[0], row[1]) if row is not None else (0, GENESIS_HASH)
 
     def verify(self, connection: Connection | None = None) -> ChainReport:
         """Verify the whole chain, read through `connection` if given."""

@@ -55,6 +55,12 @@ class StationSection(BaseModel):
     token_file: Path | None = None
     poll_seconds: float = Field(default=1.0, gt=0)
     max_poll_seconds: float = Field(default=30.0, gt=0)
+    checkpoint_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds between checkpoints of the hub's audit chain; the "
+        "station also signs one after each task",
+    )
 
 
 class MpcSection(BaseModel):

@@ -3,7 +3,8 @@
 The station only makes outbound calls to the hub. It polls at the configured
 interval, backing off exponentially while the hub is unreachable, and runs
 tasks one at a time, oldest first, so that all parties of a task reach it in
-the same order.
+the same order. After each task, and every ``checkpoint_seconds``, it
+co-signs a checkpoint of the hub's audit chain (:mod:`station.checkpointer`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from types import FrameType
 
 import linksight
+from station.checkpointer import Checkpointer, HubChainRejected
 from station.config import StationConfig
 from station.hub_client import HubError, StationHubClient
 from station.ledger import StationLedger
@@ -36,6 +38,7 @@ class StationDaemon:
         self.ledger = StationLedger(config.station.state_dir)
         self.hub = StationHubClient(config.station.hub_url, config.token())
         self.runner = TaskRunner(config, self.store, self.ledger, self.hub)
+        self.checkpointer = Checkpointer(config, self.ledger, self.hub)
         self.stopping = threading.Event()
 
     def register(self) -> None:
@@ -75,6 +78,7 @@ class StationDaemon:
         )
         delay = self.config.station.poll_seconds
         next_register = 0.0
+        next_checkpoint = 0.0
         while not self.stopping.is_set():
             try:
                 if time.monotonic() >= next_register:
@@ -91,6 +95,11 @@ class StationDaemon:
                 if self.stopping.is_set():
                     break
                 self.runner.handle(signed)
+            if tasks or time.monotonic() >= next_checkpoint:
+                self.checkpoint()
+                next_checkpoint = (
+                    time.monotonic() + self.config.station.checkpoint_seconds
+                )
             self.stopping.wait(delay)
         self.ledger.audit.append(
             "station_stopped",
@@ -101,6 +110,15 @@ class StationDaemon:
         )
         self.hub.close()
         logger.info("station %s stopped", name)
+
+    def checkpoint(self) -> None:
+        """Co-sign the hub's audit chain head if it extends the last one signed."""
+        try:
+            self.checkpointer.run()
+        except HubChainRejected:
+            # Logged and written to this station's chain by the checkpointer;
+            # tasks go on, and `linksight audit verify` reports the hub.
+            pass
 
     def install_signal_handlers(self) -> None:
         """Stop the poll loop cleanly on SIGINT and SIGTERM."""

@@ -7,6 +7,8 @@ from typing import Any
 
 import httpx
 
+from linksight.checkpoints import SignedCheckpoint
+
 logger = logging.getLogger("linksight.station")
 
 
@@ -90,3 +92,18 @@ class StationHubClient:
             f"/tasks/{task_id}/events",
             json={"event": event, "result": result, "error": error},
         )
+
+    def audit_head(self) -> tuple[int, str]:
+        """Return the sequence number and hash of the hub's newest audit record."""
+        head = self._call("GET", "/audit/head")
+        return int(head["seq"]), str(head["hash"])
+
+    def audit_records(self, after_seq: int, limit: int) -> list[dict[str, Any]]:
+        """Return up to `limit` hub audit records numbered above `after_seq`."""
+        return self._call(
+            "GET", "/audit/records", params={"after_seq": after_seq, "limit": limit}
+        )
+
+    def post_checkpoint(self, signed: SignedCheckpoint) -> None:
+        """Send a checkpoint of the hub's chain that this station signed."""
+        self._call("POST", "/audit/checkpoints", json=signed.model_dump(mode="json"))

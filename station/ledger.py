@@ -1,5 +1,6 @@
-"""The station's own database: its audit chain, the tasks it has handled, and
-the figures of the overlap queries it released."""
+"""The station's own database: its audit chain, the tasks it has handled, the
+figures of the overlap queries it released, and its signed checkpoints of the
+hub's audit chain."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from sqlalchemy import (
 )
 
 from linksight.audit import AuditLog, audit_table
+from linksight.checkpoints import Checkpoint, SignedCheckpoint
 
 TERMINAL_STATES = ("completed", "failed", "refused")
 
@@ -61,6 +63,17 @@ class StationLedger:
             Column("request_id", String(64), nullable=False),
             Column("figures", Text, nullable=False),
             Column("released_at", String(40), nullable=False),
+        )
+        # This station's own copy of the checkpoints it signed, so that an
+        # auditor can compare the hub's chain with them even if the hub
+        # deleted its copies.
+        self.hub_checkpoints = Table(
+            "hub_checkpoints",
+            metadata,
+            Column("seq", Integer, primary_key=True, autoincrement=True),
+            Column("checkpoint", Text, nullable=False),
+            Column("signature", String(200), nullable=False),
+            Column("public_key", String(100), nullable=False),
         )
         self.audit = AuditLog(self.engine, audit_table(metadata))
         metadata.create_all(self.engine)
@@ -151,3 +164,33 @@ class StationLedger:
             {"request_id": row.request_id, "figures": json.loads(row.figures)}
             for row in rows
         ]
+
+    def record_checkpoint(self, signed: SignedCheckpoint) -> None:
+        """Keep a checkpoint this station signed and the hub accepted."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                insert(self.hub_checkpoints).values(
+                    checkpoint=signed.checkpoint.model_dump_json(),
+                    signature=signed.signature,
+                    public_key=signed.public_key,
+                )
+            )
+
+    def checkpoints(self) -> list[SignedCheckpoint]:
+        """Return the checkpoints this station signed, oldest first."""
+        table = self.hub_checkpoints
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(table).order_by(table.c.seq)).all()
+        return [
+            SignedCheckpoint(
+                checkpoint=Checkpoint.model_validate_json(row.checkpoint),
+                signature=row.signature,
+                public_key=row.public_key,
+            )
+            for row in rows
+        ]
+
+    def last_checkpoint(self) -> SignedCheckpoint | None:
+        """Return the newest checkpoint this station signed, if any."""
+        checkpoints = self.checkpoints()
+        return checkpoints[-1] if checkpoints else None

@@ -28,7 +28,9 @@ request's dataset in that collaboration.
 | GET /tokens, POST /tokens, DELETE /tokens/{id} | own: anyone; others': admin |
 | GET /collaborations/{name}/rules | member users, admin |
 | POST .../rules, .../rules/{v}/accept, .../withdraw | steward of a member |
-| GET /audit, GET /audit/verify | admin, steward |
+| GET /audit, GET /audit/verify, GET /audit/checkpoints | admin, steward |
+| GET /audit/head, GET /audit/records | station, admin, steward |
+| POST /audit/checkpoints | station |
 """
 
 from governance.routers import (

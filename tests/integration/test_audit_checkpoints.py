@@ -1,0 +1,324 @@
+"""Tampering with the real audit files, found by `linksight audit verify`.
+
+A network runs one query while its stations co-sign the hub's chain every
+second. Then the stations stop, and each test edits, deletes, reorders or
+truncates records in the hub's SQLite file or a station's ledger, runs
+`linksight audit verify` against the running hub, and restores the file.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import MetaData, create_engine, update
+from typer.testing import CliRunner
+
+from linksight.audit import AuditLog, audit_table, record_hash
+from linksight.cli import app
+from linksight.network import LocalNetwork, NetworkError
+from station.checkpointer import Checkpointer, HubChainRejected
+from station.config import load_config
+from station.hub_client import StationHubClient
+from station.ledger import StationLedger
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def audited_network(tmp_path_factory) -> Iterator[LocalNetwork]:
+    """A network after one query, with every station's checkpoint current."""
+    network = LocalNetwork(tmp_path_factory.mktemp("audit-checkpoints"))
+    try:
+        network.start_hub()
+        network.set_up_lung_study()
+        for station in network.stations:
+            text = station.config_path.read_text()
+            station.config_path.write_text(
+                text.replace(
+                    "poll_seconds = 0.5", "poll_seconds = 0.5\ncheckpoint_seconds = 1"
+                )
+            )
+        network.start_stations()
+        request = network.submit("SELECT count(*) FROM lung GROUP BY sex")
+        network.approve_all(request["id"])
+        final = network.wait_for(request["id"])
+        if final["state"] != "completed":
+            raise NetworkError(f"the query ended {final['state']}")
+        _wait_for_checkpoints(network)
+        for station in network.stations:
+            network.stop_station(station.name)
+        yield network
+    finally:
+        network.stop()
+
+
+def _wait_for_checkpoints(network: LocalNetwork, timeout: float = 30.0) -> None:
+    """Wait until every station has signed the hub's current chain head."""
+    steward = network.stations[0].steward_token
+    names = {station.name for station in network.stations}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        head = network.call("GET", "/audit/head", steward)["seq"]
+        checkpoints = network.call("GET", "/audit/checkpoints", steward)
+        done = {
+            c["checkpoint"]["station"]
+            for c in checkpoints
+            if c["checkpoint"]["hub_seq"] == head
+        }
+        if done >= names:
+            return
+        time.sleep(0.3)
+    raise NetworkError(f"stations did not co-sign the hub's head in {timeout} s")
+
+
+def _verify(network: LocalNetwork, *station_configs: Path):
+    arguments = ["audit", "verify", "--hub-url", network.hub_url]
+    for path in station_configs:
+        arguments += ["--station-config", str(path)]
+    return runner.invoke(
+        app,
+        arguments,
+        env={"LINKSIGHT_TOKEN": network.stations[0].steward_token},
+    )
+
+
+def _hub_database(network: LocalNetwork) -> Path:
+    return network.root / "hub" / "hub.db"
+
+
+def _station_database(network: LocalNetwork, index: int = 0) -> Path:
+    return network.stations[index].config_path.parent / "state" / "station.db"
+
+
+@pytest.fixture
+def restore(tmp_path) -> Iterator[Callable[[Path], None]]:
+    """Keep a copy of each database handed in, and put it back afterwards.
+
+    The copy goes back through SQLite's backup API, so the running hub
+    keeps a consistent file.
+    """
+    saved: list[tuple[Path, Path]] = []
+
+    def keep(database: Path) -> None:
+        copy = tmp_path / f"pristine-{len(saved)}.db"
+        with sqlite3.connect(database) as source, sqlite3.connect(copy) as target:
+            source.backup(target)
+        saved.append((database, copy))
+
+    yield keep
+    for database, copy in saved:
+        with sqlite3.connect(copy) as source, sqlite3.connect(database) as target:
+            source.backup(target)
+
+
+def _execute(database: Path, *statements: str) -> None:
+    with sqlite3.connect(database) as connection:
+        for statement in statements:
+            connection.execute(statement)
+
+
+def _swap(database: Path, first: int, second: int) -> str:
+    """Return SQL that swaps two records' content, leaving their numbers."""
+    columns = (
+        "time, event, organisation, user, role, purpose, objects, outcome, "
+        "details, prev_hash, hash"
+    )
+    return f"""
+        UPDATE audit_log SET ({columns}) = (
+            SELECT {columns} FROM audit_log AS other
+            WHERE other.seq = CASE audit_log.seq WHEN {first} THEN {second}
+                                                 ELSE {first} END)
+        WHERE seq IN ({first}, {second})
+    """
+
+
+def _rewrite(database: Path, seq: int, outcome: str, drop_after: int | None = None):
+    """Change record `seq` and recompute every later hash, as a forger would."""
+    engine = create_engine(f"sqlite:///{database}")
+    table = audit_table(MetaData())
+    log = AuditLog(engine, table)
+    with engine.begin() as connection:
+        if drop_after is not None:
+            connection.execute(table.delete().where(table.c.seq > drop_after))
+        records = log.records(connection)
+        prev_hash = records[seq - 2]["hash"] if seq > 1 else "0" * 64
+        for record in records[seq - 1 :]:
+            if record["seq"] == seq:
+                record["outcome"] = outcome
+            record["prev_hash"] = prev_hash
+            record["hash"] = record_hash(prev_hash, record)
+            connection.execute(
+                update(table)
+                .where(table.c.seq == record["seq"])
+                .values(
+                    outcome=record["outcome"],
+                    prev_hash=record["prev_hash"],
+                    hash=record["hash"],
+                )
+            )
+            prev_hash = record["hash"]
+    engine.dispose()
+    return log
+
+
+def _count(database: Path) -> int:
+    with sqlite3.connect(database) as connection:
+        return connection.execute("SELECT max(seq) FROM audit_log").fetchone()[0]
+
+
+def test_untouched_trail_verifies(audited_network):
+    config = audited_network.stations[0].config_path
+    outcome = _verify(audited_network, config)
+    assert outcome.exit_code == 0, outcome.output
+    assert "audit trail intact" in outcome.stdout
+    assert "hub: intact" in outcome.stdout
+    assert "station-a: intact" in outcome.stdout
+    for station in audited_network.stations:
+        assert f"{station.name} up to record" in outcome.stdout
+
+
+def test_hub_edit_detected(audited_network, restore):
+    database = _hub_database(audited_network)
+    restore(database)
+    _execute(database, "UPDATE audit_log SET outcome = 'approved' WHERE seq = 10")
+    outcome = _verify(audited_network)
+    assert outcome.exit_code == 1
+    assert "BROKEN hub: record 10: content does not match its hash" in outcome.stdout
+
+
+def test_hub_delete_detected(audited_network, restore):
+    database = _hub_database(audited_network)
+    restore(database)
+    _execute(database, "DELETE FROM audit_log WHERE seq = 10")
+    outcome = _verify(audited_network)
+    assert outcome.exit_code == 1
+    assert "BROKEN hub: record 11: expected sequence number 10" in outcome.stdout
+
+
+def test_hub_reorder_detected(audited_network, restore):
+    database = _hub_database(audited_network)
+    restore(database)
+    _execute(database, _swap(database, 10, 11))
+    outcome = _verify(audited_network)
+    assert outcome.exit_code == 1
+    assert "BROKEN hub: record 10: link to the previous record" in outcome.stdout
+
+
+def test_hub_truncation_detected(audited_network, restore):
+    database = _hub_database(audited_network)
+    restore(database)
+    last = _count(database)
+    _execute(database, f"DELETE FROM audit_log WHERE seq > {last - 5}")
+    outcome = _verify(audited_network)
+    assert outcome.exit_code == 1
+    assert "hub: BROKEN" in outcome.stdout
+    assert "truncated" in outcome.stdout
+    assert f"the chain ends at record {last - 5}" in outcome.stdout
+    # The hash chain alone is intact: only the checkpoints show the loss.
+    assert "content does not match" not in outcome.stdout
+
+
+def test_hub_rewrite_detected_by_checkpoint(audited_network, restore):
+    database = _hub_database(audited_network)
+    restore(database)
+    _rewrite(database, 10, "approved")
+    outcome = _verify(audited_network)
+    lines = [line for line in outcome.stdout.splitlines() if line.startswith("BROKEN")]
+    assert outcome.exit_code == 1
+    assert len(lines) == 3  # one per station whose checkpoint it contradicts
+    assert any("station-b signed at" in line for line in lines)
+    assert all("the history was rewritten" in line for line in lines)
+    assert all("records 1 to" in line for line in lines)
+
+
+def test_hidden_checkpoints_found_at_station(audited_network, restore):
+    # The hub truncates its chain and deletes every checkpoint it stored;
+    # the station's own copy still shows what it signed.
+    database = _hub_database(audited_network)
+    restore(database)
+    last = _count(database)
+    _execute(
+        database,
+        f"DELETE FROM audit_log WHERE seq > {last - 5}",
+        "DELETE FROM audit_checkpoints",
+    )
+    without_station = _verify(audited_network)
+    with_station = _verify(audited_network, audited_network.stations[0].config_path)
+    assert without_station.exit_code == 0, without_station.output
+    assert with_station.exit_code == 1
+    assert "BROKEN hub: record" in with_station.stdout
+    assert "station-a signed the hub's chain up to record" in with_station.stdout
+
+
+def test_station_refuses_rewritten_hub_chain(audited_network, restore, tmp_path):
+    database = _hub_database(audited_network)
+    restore(database)
+    _rewrite(database, 10, "approved")
+    # A call with an unknown token appends a record to the rewritten chain.
+    rejected = httpx.get(
+        f"{audited_network.hub_url}/audit/head",
+        headers={"Authorization": "Bearer not-a-token"},
+    )
+    station = audited_network.stations[0]
+    config = load_config(station.config_path)
+    copy = tmp_path / "station-state"
+    shutil.copytree(config.station.state_dir, copy)
+    config.station.state_dir = copy
+    ledger = StationLedger(copy)
+    hub = StationHubClient(audited_network.hub_url, config.token())
+    with pytest.raises(HubChainRejected) as refusal:
+        Checkpointer(config, ledger, hub).run()
+    hub.close()
+    last = ledger.audit.records()[-1]
+    assert rejected.status_code == 401
+    assert "does not extend record" in str(refusal.value)
+    assert "link to the signed head of record" in str(refusal.value)
+    assert last["event"] == "hub_chain_rejected"
+    assert last["outcome"] == "failure"
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("edit", "BROKEN station-a: record 2: content does not match its hash"),
+        ("delete", "BROKEN station-a: record 3: expected sequence number 2"),
+        ("reorder", "BROKEN station-a: record 2: link to the previous record"),
+        ("truncate", "truncated"),
+        ("rewrite", "the station's history was rewritten"),
+    ],
+)
+def test_station_tampering_detected(audited_network, restore, kind, expected):
+    station = audited_network.stations[0]
+    database = _station_database(audited_network)
+    restore(database)
+    hub_records = audited_network.call(
+        "GET", "/audit", audited_network.stations[0].steward_token
+    )
+    anchored = max(
+        r["details"]["station_seq"]
+        for r in hub_records
+        if r["event"] == "audit.checkpoint_signed" and r["user"] == station.name
+    )
+    if kind == "edit":
+        _execute(database, "UPDATE audit_log SET outcome = 'refused' WHERE seq = 2")
+    elif kind == "delete":
+        _execute(database, "DELETE FROM audit_log WHERE seq = 2")
+    elif kind == "reorder":
+        _execute(database, _swap(database, 2, 3))
+    elif kind == "truncate":
+        _execute(database, f"DELETE FROM audit_log WHERE seq >= {anchored - 1}")
+    else:
+        _rewrite(database, 2, "refused")
+    outcome = _verify(audited_network, station.config_path)
+    assert anchored >= 3
+    assert outcome.exit_code == 1
+    assert "station-a: BROKEN" in outcome.stdout
+    assert expected in outcome.stdout
+    assert "hub: intact" in outcome.stdout
+
