@@ -39,9 +39,11 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from nacl.public import PrivateKey
 
 from governance.concurrency import MAX_CONCURRENT_REQUESTS
 from linksight.network import LocalNetwork, lung_schema_path
+from linksight.result_encryption import encode_key
 from linksight.schema import load_schema
 
 START_MARK = "<!-- hub-load:start -->"
@@ -136,6 +138,14 @@ def set_up_hub(network: LocalNetwork, clients: int) -> list[str]:
                 "organisation": RESEARCH,
                 "roles": ["scientist"],
             },
+        )
+        # A submission needs a registered result key; the stations would seal
+        # results to it.
+        network.call(
+            "PUT",
+            "/users/me/result-key",
+            user["token"],
+            json={"public_key": encode_key(PrivateKey.generate().public_key)},
         )
         tokens.append(user["token"])
     return tokens

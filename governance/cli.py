@@ -79,10 +79,30 @@ def serve(
         ),
     ] = None,
     database_url: DatabaseUrl = None,
+    tls_certificate: Annotated[
+        Path | None,
+        typer.Option(
+            help="PEM certificate to serve HTTPS with, such as one from `linksight "
+            "ca sign-hub` (env var: LINKSIGHT_HUB_TLS_CERTIFICATE); without it "
+            "the hub serves plain HTTP."
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="PEM private key of --tls-certificate (env var: "
+            "LINKSIGHT_HUB_TLS_KEY)."
+        ),
+    ] = None,
 ) -> None:
     """Run the hub's REST service until interrupted."""
     settings = _settings(
-        state_dir=state_dir, host=host, port=port, database_url=database_url
+        state_dir=state_dir,
+        host=host,
+        port=port,
+        database_url=database_url,
+        tls_certificate=tls_certificate,
+        tls_key=tls_key,
     )
     database = Database(settings.database_url)
     try:
@@ -102,14 +122,45 @@ def serve(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # httpx logs every request at INFO, one line per poll of the hub.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     application = create_app(settings)
     logger.info(
-        "starting the hub on http://%s:%s with database %s",
+        "starting the hub on %s://%s:%s with database %s",
+        settings.scheme,
         settings.host,
         settings.port,
         describe_url(settings.database_url),
     )
-    uvicorn.run(application, host=settings.host, port=settings.port, access_log=False)
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        access_log=False,
+        ssl_certfile=settings.tls_certificate,
+        ssl_keyfile=settings.tls_key,
+    )
+
+
+@app.command()
+def csr(
+    key: Annotated[
+        Path, typer.Option(help="Where to create the hub's TLS private key (0600).")
+    ],
+    out: Annotated[Path, typer.Option(help="Where to write the request (PEM).")],
+    name: Annotated[
+        str, typer.Option(help="Common name of the certificate.")
+    ] = "linksight-hub",
+) -> None:
+    """Create the hub's TLS key and a request for `linksight ca sign-hub`."""
+    from linksight.certificates import CertificateError, create_station_key
+
+    try:
+        request = create_station_key(key, name)
+    except CertificateError as error:
+        raise _fail(str(error)) from error
+    out.write_bytes(request)
+    typer.echo(f"created key {key} and certificate request {out}")
 
 
 @app.command()

@@ -63,6 +63,14 @@ class HubSettings(BaseModel):
         gt=0,
         description="length in seconds of the window for auth_failure_limit",
     )
+    tls_certificate: Path | None = Field(
+        default=None,
+        description="PEM certificate chain for HTTPS, such as one the "
+        "collaboration CA signed with `linksight ca sign-hub`; unset means HTTP",
+    )
+    tls_key: Path | None = Field(
+        default=None, description="PEM private key of tls_certificate"
+    )
     approval_deadline_seconds: float = Field(
         default=7 * 24 * 3600.0,
         gt=0,
@@ -76,6 +84,25 @@ class HubSettings(BaseModel):
             url = f"sqlite:///{self.state_dir / DATABASE_FILE_NAME}"
             object.__setattr__(self, "database_url", url)
         return self
+
+    @model_validator(mode="after")
+    def _check_tls_files(self) -> HubSettings:
+        given = {"tls_certificate": self.tls_certificate, "tls_key": self.tls_key}
+        missing = [name for name, path in given.items() if path is None]
+        if len(missing) == 1:
+            raise ValueError(
+                f"{missing[0]} is not set: HTTPS needs both tls_certificate and "
+                "tls_key; set both, or neither for plain HTTP"
+            )
+        for name, path in given.items():
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name} {path} does not exist or is not a file")
+        return self
+
+    @property
+    def scheme(self) -> str:
+        """ "https" when a TLS certificate is set, else "http"."""
+        return "https" if self.tls_certificate is not None else "http"
 
     @property
     def key_path(self) -> Path:

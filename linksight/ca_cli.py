@@ -1,4 +1,8 @@
-"""`linksight ca ...`: the collaboration's certificate authority for MPC links."""
+"""`linksight ca ...`: the collaboration's certificate authority.
+
+It signs the stations' certificates for MPC links and the hub's HTTPS
+certificate.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,11 @@ from typing import Annotated
 
 import typer
 
-from linksight.certificates import CertificateAuthority, CertificateError
+from linksight.certificates import (
+    CertificateAuthority,
+    CertificateError,
+    sign_hub_request,
+)
 
 app = typer.Typer(help="Create the collaboration's CA and sign station certificates.")
 
@@ -58,3 +66,36 @@ def sign(
         raise typer.Exit(1) from error
     out.write_bytes(certificate)
     typer.echo(f"wrote certificate for station {station!r} to {out}")
+
+
+@app.command("sign-hub")
+def sign_hub(
+    directory: CaDir,
+    request: Annotated[Path, typer.Argument(help="The hub's CSR (PEM).")],
+    host: Annotated[
+        list[str],
+        typer.Option(
+            help="Host name or IP address in the hub's URL; repeat for several."
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Where to write the certificate (PEM).")],
+    days: Annotated[int, typer.Option(help="Validity in days.")] = 825,
+) -> None:
+    """Sign the hub's certificate request (from `linksight hub csr`) for HTTPS."""
+    authority = CertificateAuthority(directory)
+    if not authority.key_path.exists():
+        typer.echo(
+            f"error: no CA in {directory}: run `linksight ca init --dir {directory}` "
+            "first",
+            err=True,
+        )
+        raise typer.Exit(1)
+    try:
+        certificate = sign_hub_request(
+            authority, request.read_bytes(), list(host), days=days
+        )
+    except (CertificateError, OSError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from error
+    out.write_bytes(certificate)
+    typer.echo(f"wrote the hub's certificate for {', '.join(host)} to {out}")

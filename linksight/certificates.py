@@ -14,6 +14,7 @@ package.
 from __future__ import annotations
 
 import datetime
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,6 +167,67 @@ class CertificateAuthority:
             .sign(ca_key, hashes.SHA256())
         )
         return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+def _subject_alternative_names(hosts: list[str]) -> list[x509.GeneralName]:
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    return names
+
+
+def sign_hub_request(
+    authority: CertificateAuthority,
+    request_pem: bytes,
+    hosts: list[str],
+    days: int = DEFAULT_STATION_DAYS,
+) -> bytes:
+    """Sign the hub's CSR into an HTTPS server certificate for `hosts`; return PEM.
+
+    `hosts` are the names or IP addresses that stations and clients use in
+    the hub's URL; TLS clients check the URL's host against them.
+    """
+    if not hosts:
+        raise CertificateError(
+            "name at least one host of the hub's URL, such as --host 127.0.0.1"
+        )
+    try:
+        request = x509.load_pem_x509_csr(request_pem)
+    except ValueError as error:
+        raise CertificateError(
+            f"invalid certificate signing request: {error}"
+        ) from error
+    if not request.is_signature_valid:
+        raise CertificateError("the request's self-signature does not verify")
+    ca_key = serialization.load_pem_private_key(authority.key_path.read_bytes(), None)
+    ca_certificate = x509.load_pem_x509_certificate(
+        authority.certificate_path.read_bytes()
+    )
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise CertificateError(f"{authority.key_path} is not an EC private key")
+    now = _now()
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(request.subject)
+        .issuer_name(ca_certificate.subject)
+        .public_key(request.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+        .add_extension(
+            x509.SubjectAlternativeName(_subject_alternative_names(hosts)),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM)
 
 
 def create_station_key(key_path: Path, station: str) -> bytes:

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -194,11 +195,46 @@ class LocalNetwork:
     environment: dict[str, str] = field(default_factory=dict)
     # The certificate authority of the stations' MPC certificates, once made.
     authority: Any = None
+    # Serve the hub over HTTPS with a certificate from the same CA.
+    hub_tls: bool = False
 
     @property
     def hub_url(self) -> str:
         """The hub's base URL."""
-        return f"http://127.0.0.1:{self.hub_port}"
+        scheme = "https" if self.hub_tls else "http"
+        return f"{scheme}://127.0.0.1:{self.hub_port}"
+
+    @property
+    def hub_verify(self) -> ssl.SSLContext | bool:
+        """What httpx verifies the hub's certificate with: the network's CA."""
+        if not self.hub_tls:
+            return True
+        return ssl.create_default_context(
+            cafile=self._certificate_authority().certificate_path
+        )
+
+    def _certificate_authority(self) -> Any:
+        from linksight.certificates import CertificateAuthority
+
+        if self.authority is None:
+            self.authority = CertificateAuthority.create(
+                self.root / "ca", self.collaboration
+            )
+        return self.authority
+
+    def _hub_tls_files(self) -> tuple[Path, Path]:
+        """Return the hub's certificate and key, created at the first call."""
+        from linksight.certificates import create_station_key, sign_hub_request
+
+        folder = self.root / "hub-tls"
+        certificate, key = folder / "hub.crt", folder / "hub.key"
+        if not certificate.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            request = create_station_key(key, "linksight-hub")
+            certificate.write_bytes(
+                sign_hub_request(self._certificate_authority(), request, ["127.0.0.1"])
+            )
+        return certificate, key
 
     # Processes
 
@@ -243,10 +279,18 @@ class LocalNetwork:
 
     def _serve_hub(self) -> None:
         hub_dir = self.root / "hub"
-        self.hub_process = self._spawn(
-            ["hub", "serve", "--state-dir", str(hub_dir), "--port", str(self.hub_port)],
-            "hub.log",
-        )
+        arguments = [
+            "hub",
+            "serve",
+            "--state-dir",
+            str(hub_dir),
+            "--port",
+            str(self.hub_port),
+        ]
+        if self.hub_tls:
+            certificate, key = self._hub_tls_files()
+            arguments += ["--tls-certificate", str(certificate), "--tls-key", str(key)]
+        self.hub_process = self._spawn(arguments, "hub.log")
         self._wait_for_hub()
 
     def stop_hub(self, kill: bool = False) -> None:
@@ -272,7 +316,10 @@ class LocalNetwork:
                     f"see {self.root / 'logs' / 'hub.log'}"
                 )
             try:
-                if httpx.get(f"{self.hub_url}/health", timeout=1).status_code == 200:
+                health = httpx.get(
+                    f"{self.hub_url}/health", timeout=1, verify=self.hub_verify
+                )
+                if health.status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -296,6 +343,7 @@ class LocalNetwork:
             f"{self.hub_url}{path}",
             headers={"Authorization": f"Bearer {token}"},
             timeout=30,
+            verify=self.hub_verify,
             **kwargs,
         )
         if response.status_code >= 400 and response.status_code not in expected:
@@ -389,8 +437,12 @@ class LocalNetwork:
 
     @property
     def scientist_key_path(self) -> Path:
-        """The file of the scientist's result key (X25519 private key)."""
-        return self.root / "scientist-result.key"
+        """The file of the scientist's result key (X25519 private key).
+
+        It is where a client config file written in the root folder, as the
+        playground's ``client.toml``, looks for it.
+        """
+        return self.root / "result.key"
 
     def register_result_key(self, token: str, path: Path) -> str:
         """Create a result key pair in `path` if none, register it as the holder
@@ -413,18 +465,14 @@ class LocalNetwork:
     ) -> None:
         """Register a station and its steward, write its config and import
         its dataset from the CSV file that `write_export(path)` writes."""
-        from linksight.certificates import CertificateAuthority, create_station_key
+        from linksight.certificates import create_station_key
         from linksight.schema import load_schema
         from station.config import load_config
         from station.importer import import_csv
         from station.store import DatasetStore
 
         admin = self.admin_token
-        if self.authority is None:
-            self.authority = CertificateAuthority.create(
-                self.root / "ca", self.collaboration
-            )
-        authority = self.authority
+        authority = self._certificate_authority()
         public_key = self.call("GET", "/public-key", admin)["public_key"]
         self.call("POST", "/organisations", admin, json={"name": organisation})
         steward = self.call(
@@ -463,6 +511,7 @@ class LocalNetwork:
                 schema_path,
                 self.collaboration,
                 authority.certificate_path,
+                hub_ca_certificate=authority.certificate_path if self.hub_tls else None,
             )
         )
         csv_path = station_dir / f"{dataset}-export.csv"
@@ -701,7 +750,13 @@ def _station_config(
     schema_path: Path,
     collaboration: str,
     ca_certificate: Path,
+    hub_ca_certificate: Path | None = None,
 ) -> str:
+    hub_ca = (
+        ""
+        if hub_ca_certificate is None
+        else f'hub_ca_certificate = "{hub_ca_certificate.as_posix()}"\n'
+    )
     return f"""\
 [station]
 name = "{name}"
@@ -710,7 +765,7 @@ state_dir = "state"
 hub_url = "{hub_url}"
 hub_public_key = "{public_key}"
 token_file = "station.token"
-poll_seconds = 0.5
+{hub_ca}poll_seconds = 0.5
 
 [mpc]
 host = "127.0.0.1"

@@ -37,6 +37,8 @@ def serve(
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # httpx logs every request at INFO, one line per poll of the hub.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     station_config = _load(config)
     try:
         daemon = StationDaemon(station_config)

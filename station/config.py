@@ -9,6 +9,7 @@ Example::
     hub_url = "http://127.0.0.1:8700"
     hub_public_key = "base64..."        # from `linksight hub public-key`
     token_file = "station.token"        # or set LINKSIGHT_STATION_TOKEN
+    hub_ca_certificate = "ca.crt"       # for an https hub_url; optional
 
     [mpc]
     host = "127.0.0.1"
@@ -53,6 +54,11 @@ class StationSection(BaseModel):
     hub_url: str
     hub_public_key: str
     token_file: Path | None = None
+    hub_ca_certificate: Path | None = Field(
+        default=None,
+        description="CA certificate (PEM) that an https hub's certificate must "
+        "chain to; unset means the system's trusted CAs",
+    )
     poll_seconds: float = Field(default=1.0, gt=0)
     max_poll_seconds: float = Field(default=30.0, gt=0)
     checkpoint_seconds: float = Field(
@@ -166,6 +172,14 @@ def load_config(path: str | Path) -> StationConfig:
     section.state_dir = base / section.state_dir
     if section.token_file is not None:
         section.token_file = base / section.token_file
+    if section.hub_ca_certificate is not None:
+        section.hub_ca_certificate = base / section.hub_ca_certificate
+        if not section.hub_ca_certificate.is_file():
+            raise ConfigError(
+                f"station config {path}: hub_ca_certificate "
+                f"{section.hub_ca_certificate} does not exist; name the PEM file "
+                "of the CA that signed the hub's HTTPS certificate"
+            )
     for entry in config.datasets:
         entry.schema_file = base / entry.schema_file
     mpc = config.mpc

@@ -36,7 +36,11 @@ class StationDaemon:
         self.config = config
         self.store = DatasetStore(config.station.state_dir)
         self.ledger = StationLedger(config.station.state_dir)
-        self.hub = StationHubClient(config.station.hub_url, config.token())
+        self.hub = StationHubClient(
+            config.station.hub_url,
+            config.token(),
+            ca_certificate=config.station.hub_ca_certificate,
+        )
         self.runner = TaskRunner(config, self.store, self.ledger, self.hub)
         self.checkpointer = Checkpointer(config, self.ledger, self.hub)
         self.stopping = threading.Event()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import ssl
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,11 +26,21 @@ class HubError(RuntimeError):
 class StationHubClient:
     """Calls the hub on behalf of one station, with the station's token."""
 
-    def __init__(self, hub_url: str, token: str, timeout: float = 10.0):
+    def __init__(
+        self,
+        hub_url: str,
+        token: str,
+        timeout: float = 10.0,
+        ca_certificate: Path | None = None,
+    ):
+        # An https hub's certificate is checked against `ca_certificate`, the
+        # collaboration CA's certificate, or else the system's trusted CAs.
+        verify = ssl.create_default_context(cafile=ca_certificate)
         self._client = httpx.Client(
             base_url=hub_url.rstrip("/"),
             headers={"Authorization": f"Bearer {token}"},
             timeout=timeout,
+            verify=verify if ca_certificate is not None else True,
         )
 
     def close(self) -> None:
@@ -39,6 +51,12 @@ class StationHubClient:
         try:
             response = self._client.request(method, path, **kwargs)
         except httpx.HTTPError as error:
+            if "CERTIFICATE_VERIFY_FAILED" in str(error):
+                raise HubError(
+                    f"the hub's TLS certificate did not verify at {path} ({error}); "
+                    "set hub_ca_certificate in [station] to the certificate of "
+                    "the CA that signed the hub's"
+                ) from error
             raise HubError(f"hub unreachable at {path}: {error}") from error
         if response.status_code >= 400:
             try:

@@ -12,8 +12,8 @@ import pytest
 REPOSITORY = Path(__file__).resolve().parents[2]
 R_PACKAGE = REPOSITORY / "clients" / "r"
 R_DEBIAN_PACKAGES = (
-    "r-base-core r-cran-httr2 r-cran-jsonlite r-cran-testthat r-cran-processx "
-    "r-cran-callr r-cran-withr"
+    "r-base-core r-cran-httr2 r-cran-jsonlite r-cran-sodium r-cran-testthat "
+    "r-cran-processx r-cran-callr r-cran-withr"
 )
 
 
@@ -54,6 +54,8 @@ def r_library(rscript, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def r_environment(r_library) -> dict[str, str]:
-    """The environment for an R process that uses the installed package."""
-    return dict(os.environ, R_LIBS=str(r_library))
+def r_environment(r_library, tmp_path_factory) -> dict[str, str]:
+    """The environment for an R process that uses the installed package, with
+    its result key in a temporary folder instead of the user's home."""
+    key_path = tmp_path_factory.mktemp("r-result-key") / "result.key"
+    return dict(os.environ, R_LIBS=str(r_library), LINKSIGHT_RESULT_KEY=str(key_path))

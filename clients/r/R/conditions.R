@@ -9,6 +9,8 @@
 #                                such as `linksight_not_found`
 #   linksight_request_error      a request ended rejected, failed, revoked or
 #                                expired; resubmitting unchanged will not help
+#   linksight_decryption_error   a sealed result was altered, sealed to another
+#                                key, or differs between stations
 #   linksight_timeout            a request did not finish within the timeout;
 #                                wait for it again with the same id
 #

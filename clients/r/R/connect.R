@@ -10,6 +10,14 @@
 #'   the environment variable `LINKSIGHT_TOKEN`, which keeps it out of
 #'   scripts and their history.
 #' @param timeout Seconds to wait for each reply of the hub.
+#' @param result_key The file of your result key, the X25519 private key
+#'   that opens the results the stations seal to you; see
+#'   [lks_result_key_path()]. It is created (mode 0600) and its public key
+#'   registered at the hub when you first submit a query.
+#' @param ca_certificate For a hub served over HTTPS with a certificate from
+#'   the collaboration's CA: that CA's certificate (PEM file). Defaults to
+#'   the environment variable `LINKSIGHT_CA_CERT`; empty means the system's
+#'   trusted CAs.
 #' @return A `linksight_connection`: a list with the `url`, the hub's
 #'   `version`, and your `user` name, `organisation` and `roles`.
 #' @examples
@@ -22,7 +30,9 @@
 #' @export
 lks_connect <- function(url = Sys.getenv("LINKSIGHT_HUB_URL"),
                         token = Sys.getenv("LINKSIGHT_TOKEN"),
-                        timeout = 30) {
+                        timeout = 30,
+                        result_key = lks_result_key_path(),
+                        ca_certificate = Sys.getenv("LINKSIGHT_CA_CERT")) {
   if (!is.character(url) || length(url) != 1L || is.na(url) || !nzchar(url)) {
     argument_error(
       "no hub URL: pass `url`, such as lks_connect(\"http://127.0.0.1:8700\"), or set the environment variable LINKSIGHT_HUB_URL"
@@ -41,8 +51,18 @@ lks_connect <- function(url = Sys.getenv("LINKSIGHT_HUB_URL"),
     )
   }
   check_positive(timeout, "timeout")
+  check_string(result_key, "result_key")
+  if (nzchar(ca_certificate) && !file.exists(ca_certificate)) {
+    argument_error(sprintf(
+      "the hub's CA certificate %s does not exist; name the PEM file of the CA that signed the hub's certificate (LINKSIGHT_CA_CERT)",
+      ca_certificate
+    ))
+  }
   conn <- structure(
-    list(url = sub("/+$", "", url), token = token, timeout = timeout),
+    list(
+      url = sub("/+$", "", url), token = token, timeout = timeout,
+      result_key = path.expand(result_key), ca_certificate = ca_certificate
+    ),
     class = "linksight_connection"
   )
   health <- hub_request(conn, "GET", "health", token = NULL)

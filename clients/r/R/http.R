@@ -14,6 +14,9 @@ hub_request <- function(conn, method, segments, body = NULL, query = list(),
   request <- httr2::req_method(request, method)
   request <- httr2::req_user_agent(request, user_agent())
   request <- httr2::req_timeout(request, conn$timeout)
+  if (!is.null(conn$ca_certificate) && nzchar(conn$ca_certificate)) {
+    request <- httr2::req_options(request, cainfo = conn$ca_certificate)
+  }
   # Status codes are turned into conditions below, with the hub's message.
   request <- httr2::req_error(request, is_error = function(response) FALSE)
   if (!is.null(token)) {

@@ -26,6 +26,7 @@ lks_submit <- function(conn, query, purpose, collaboration = NULL) {
   check_string(query, "query")
   check_string(purpose, "purpose")
   collaboration <- choose_collaboration(conn, collaboration)
+  register_result_key(conn)
   body <- list(collaboration = collaboration, query = query, purpose = purpose)
   request <- as_request(hub_request(conn, "POST", "requests", body = body))
   # NOTE: the test network's rules reject no query that parses, so no test

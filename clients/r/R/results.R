@@ -1,7 +1,11 @@
 #' Read the result of a finished request
 #'
 #' Only the submitter of a request (or a hub admin) may read its result, and
-#' only once it is completed or blocked by disclosure control.
+#' only once it is completed or blocked by disclosure control. The stations
+#' seal the result to your result key, so the hub relays it without being
+#' able to read it; it is opened here with the key in
+#' [lks_result_key_path()]. A result that was altered on the way, or sealed
+#' to another key, raises a `linksight_decryption_error`.
 #'
 #' The stations checked every figure inside the secure computation before
 #' revealing it: by default each must rest on at least 10 persons, and a
@@ -35,7 +39,8 @@ lks_result <- function(conn, request) {
   check_connection(conn)
   id <- check_request_id(request)
   reply <- hub_request(conn, "GET", c("requests", id, "result"))
-  result <- result_frame(reply$result, reply$request_id, reply$audit_seq)
+  document <- open_result(conn, reply$result, id)
+  result <- result_frame(document, reply$request_id, reply$audit_seq)
   if (attr(result, "status") == "blocked") {
     warning(linksight_condition(
       sprintf("request %d: %s", id, attr(result, "blocked")$message),

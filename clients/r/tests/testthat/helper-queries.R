@@ -15,15 +15,25 @@ run_query <- function(query) {
   lks_result(scientist, request)
 }
 
-# The result document as the hub sends it, read without the package, to
-# check the package's conversion against it.
+# The hub's reply for a result, read without the package, with `result`
+# replaced by the document opened from the first station's sealed copy, to
+# check the package's conversion against it. `sealed` keeps the reply's
+# result as the hub relayed it.
 raw_result <- function(request_id) {
   request <- httr2::request(hub_url)
   request <- httr2::req_url_path_append(request, "requests", request_id, "result")
   request <- httr2::req_auth_bearer_token(
     request, test_network$connection$scientist$token
   )
-  httr2::resp_body_json(httr2::req_perform(request), simplifyVector = FALSE)
+  reply <- httr2::resp_body_json(httr2::req_perform(request), simplifyVector = FALSE)
+  key <- jsonlite::base64_dec(readLines(scientist$result_key, warn = FALSE))
+  sealed <- jsonlite::base64_dec(reply$result$ciphertexts[[1]])
+  reply$sealed <- reply$result
+  reply$result <- jsonlite::parse_json(
+    rawToChar(sodium::simple_decrypt(sealed, key)),
+    simplifyVector = FALSE
+  )
+  reply
 }
 
 # Append a result to the file named by LINKSIGHT_R_RESULTS, one JSON object
