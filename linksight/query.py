@@ -49,6 +49,8 @@ from linksight.schema import DatasetSchema
 AggregateFunction = Literal["count", "sum", "mean", "var"]
 AGGREGATE_FUNCTIONS: tuple[str, ...] = ("count", "sum", "mean", "var")
 MODEL_FUNCTIONS: tuple[str, ...] = ("ols",)
+# ``train(family, formula, name = value, ...)``: federated training (Flower).
+TRAIN_FUNCTION = "train"
 # Other names accepted for a statistic: SQL's avg, and the words written out.
 FUNCTION_ALIASES = {"avg": "mean", "average": "mean", "variance": "var"}
 COMPARISON_OPERATORS: tuple[str, ...] = ("==", "!=", "<", "<=", ">", ">=")
@@ -164,6 +166,20 @@ class ModelSpec(BaseModel):
         return f"{_name(self.response)} ~ {terms}"
 
 
+class TrainingSpec(BaseModel):
+    """A federated training request: the model family, rounds and settings.
+
+    `family` is one of the approved families of :mod:`linksight.federated`;
+    `hyperparameters` are checked against that family when the query is
+    checked against the collaboration's rules.
+    """
+
+    family: str
+    rounds: int = Field(default=3, ge=1, le=50)
+    secure_aggregation: bool = True
+    hyperparameters: dict[str, float] = {}
+
+
 class QuerySpec(BaseModel):
     """A parsed query: statistics per group over one dataset, after a filter.
 
@@ -172,21 +188,26 @@ class QuerySpec(BaseModel):
     the `identifier` column, per group; it has no aggregates, and `lists`
     names the stations whose lists are compared (empty: every station).
     ``kind == "ols"`` fits the linear regression `model` and has no
-    aggregates and no groups.
+    aggregates and no groups. ``kind == "train"`` trains the model family of
+    `training` on `model`'s formula with Flower, and has no aggregates and
+    no groups either.
     """
 
     dataset: str
-    kind: Literal["aggregate", "crosstab", "overlap", "ols"] = "aggregate"
+    kind: Literal["aggregate", "crosstab", "overlap", "ols", "train"] = "aggregate"
     aggregates: list[Aggregate] = []
     group_by: list[str] = []
     where: Filter | None = None
     identifier: str | None = None
     lists: list[str] = []
     model: ModelSpec | None = None
+    training: TrainingSpec | None = None
 
     @model_validator(mode="after")
     def _check_kind(self) -> QuerySpec:
-        if self.kind in MODEL_FUNCTIONS:
+        if (self.kind == TRAIN_FUNCTION) != (self.training is not None):
+            raise ValueError("a train query, and only a train query, has training")
+        if self.kind in (*MODEL_FUNCTIONS, TRAIN_FUNCTION):
             if (
                 self.model is None
                 or self.aggregates
@@ -219,11 +240,13 @@ class QuerySpec(BaseModel):
 
         The uses are output, group_by, filter, link (the identifier of an
         overlap query), covariate (a numeric model term) and factor (a
-        ``C(column)`` model term). A model's response is an output.
+        ``C(column)`` model term). A model's response is an output, and a
+        trained model's response is a label.
         """
         uses: dict[str, set[str]] = {}
         if self.model is not None:
-            uses.setdefault(self.model.response, set()).add("output")
+            response_use = "label" if self.kind == TRAIN_FUNCTION else "output"
+            uses.setdefault(self.model.response, set()).add(response_use)
             for term in self.model.terms:
                 use = "factor" if term.categorical else "covariate"
                 uses.setdefault(term.column, set()).add(use)
@@ -393,6 +416,7 @@ class _Parser:
         self.literals: list[tuple[str, Literal_, int]] = []
         self.crosstab_positions: list[int] = []
         self.model: ModelSpec | None = None
+        self.training: TrainingSpec | None = None
 
     # Token helpers
 
@@ -519,7 +543,7 @@ class _Parser:
                     "crosstab(a, b) already groups by its two columns: remove GROUP BY",
                     group_token,
                 )
-            if kind in MODEL_FUNCTIONS:
+            if kind in (*MODEL_FUNCTIONS, TRAIN_FUNCTION):
                 raise self.error(
                     f"{kind}(...) takes no GROUP BY: add the column to the formula "
                     "as C(column), or select the group with WHERE",
@@ -556,6 +580,7 @@ class _Parser:
             identifier=identifier,
             lists=lists,
             model=self.model,
+            training=self.training,
         )
 
     def station_list(self) -> list[str]:
@@ -612,9 +637,9 @@ class _Parser:
             )
         self.schema = self.schemas[token.text]
 
-    def formula(self, function: str) -> ModelSpec:
-        """Parse ``response ~ term + term`` inside ``ols(...)``."""
-        response = self.column_name("output")
+    def formula(self, function: str, response_use: str = "output") -> ModelSpec:
+        """Parse ``response ~ term + term`` inside ``ols(...)`` or ``train(...)``."""
+        response = self.column_name(response_use)
         if not self.at_punct("~"):
             raise self.error(
                 f"expected '~' after the response {response!r} but found "
@@ -654,6 +679,78 @@ class _Parser:
                 return ModelSpec(response=response, terms=terms)
             self.advance()
 
+    def training_spec(self, opening: _Token) -> TrainingSpec:
+        """Parse ``family, formula, name = value, ...)`` inside ``train(``."""
+        family_token = self.current
+        if family_token.kind != "name" or family_token.keyword is not None:
+            raise self.error(
+                "expected a model family after train(, as in train(logistic, "
+                f"status ~ age), but found {self.describe(family_token)}"
+            )
+        self.advance()
+        if not self.at_punct(","):
+            raise self.error(
+                f"expected ',' and a formula after {family_token.text!r}, as in "
+                "train(logistic, status ~ age)"
+            )
+        self.advance()
+        self.model = self.formula(TRAIN_FUNCTION, "label")
+        settings: dict[str, float | bool] = {}
+        while self.at_punct(","):
+            self.advance()
+            name_token = self.current
+            if name_token.kind != "name" or name_token.keyword is not None:
+                raise self.error(
+                    "expected a setting such as rounds = 3 but found "
+                    f"{self.describe(name_token)}"
+                )
+            self.advance()
+            if self.current.text not in ("=", "=="):
+                raise self.error(
+                    f"expected '=' after {name_token.text!r}, as in "
+                    f"{name_token.text} = 3"
+                )
+            self.advance()
+            value_token = self.current
+            value: float | bool
+            if value_token.kind == "name" and value_token.text in ("true", "false"):
+                value = value_token.text == "true"
+            elif value_token.kind == "number":
+                number = _number_value(value_token.text)
+                if number is None:
+                    raise self.error(f"{value_token.text} is out of range")
+                value = number
+            else:
+                raise self.error(
+                    f"the value of {name_token.text!r} must be a number, true or "
+                    f"false, but is {self.describe(value_token)}"
+                )
+            if name_token.text in settings:
+                raise self.error(f"{name_token.text!r} is set twice", name_token)
+            settings[name_token.text] = value
+            self.advance()
+        self.expect_close(opening, "after train")
+        rounds = settings.pop("rounds", 3)
+        secure = settings.pop("secure_aggregation", True)
+        if isinstance(rounds, bool) or rounds != int(rounds) or not 1 <= rounds <= 50:
+            raise self.error(
+                f"rounds = {rounds} must be a whole number from 1 to 50", family_token
+            )
+        if not isinstance(secure, bool):
+            raise self.error("secure_aggregation must be true or false", family_token)
+        for name, value in settings.items():
+            if isinstance(value, bool):
+                raise self.error(
+                    f"hyperparameter {name!r} must be a number, not {value}",
+                    family_token,
+                )
+        return TrainingSpec(
+            family=family_token.text.lower(),
+            rounds=int(rounds),
+            secure_aggregation=secure,
+            hyperparameters={k: float(v) for k, v in settings.items()},
+        )
+
     def select_list(self) -> tuple[str, list[Aggregate], list[str]]:
         aggregates: list[Aggregate] = []
         crosstab_columns: list[str] = []
@@ -672,7 +769,15 @@ class _Parser:
                 )
             name = FUNCTION_ALIASES.get(token.text.lower(), token.text.lower())
             self.advance()
-            if name in MODEL_FUNCTIONS or kind in MODEL_FUNCTIONS:
+            if name == TRAIN_FUNCTION or kind == TRAIN_FUNCTION:
+                if aggregates or crosstab_columns or kind != "aggregate":
+                    raise self.error(
+                        "train(...) must be the only item after SELECT", token
+                    )
+                opening = self.expect_punct("(")
+                self.training = self.training_spec(opening)
+                kind = TRAIN_FUNCTION
+            elif name in MODEL_FUNCTIONS or kind in MODEL_FUNCTIONS:
                 if aggregates or crosstab_columns or kind != "aggregate":
                     raise self.error(
                         f"{kind if kind in MODEL_FUNCTIONS else name}(...) must be "
@@ -731,7 +836,7 @@ class _Parser:
                     )
                 if name not in AGGREGATE_FUNCTIONS:
                     known = list(AGGREGATE_FUNCTIONS) + ["crosstab", "overlap"]
-                    known += list(MODEL_FUNCTIONS)
+                    known += [*MODEL_FUNCTIONS, TRAIN_FUNCTION]
                     raise self.error(
                         f"unknown function {token.text!r}"
                         + _suggestion(name, known)
@@ -930,6 +1035,17 @@ class _Parser:
                     position,
                     self.text,
                 )
+            if use == "label" and not (
+                column.is_numeric
+                or (column.type == "categorical" and len(column.levels or []) == 2)
+            ):
+                raise QueryError(
+                    f"column {name!r} has type {column.type} with "
+                    f"{len(column.levels or [])} level(s); a trained model's "
+                    "response is numeric, or categorical with two levels",
+                    position,
+                    self.text,
+                )
             if use == "output" and not column.is_numeric:
                 raise QueryError(
                     f"column {name!r} has type {column.type}; statistics need a "
@@ -987,6 +1103,15 @@ def format_query(spec: QuerySpec) -> str:
         select = f"crosstab({_name(spec.group_by[0])}, {_name(spec.group_by[1])})"
     elif spec.kind == "overlap":
         select = f"overlap({_name(spec.identifier or '')})"
+    elif spec.training is not None and spec.model is not None:
+        training = spec.training
+        settings = [f"rounds = {training.rounds}"]
+        if not training.secure_aggregation:
+            settings.append("secure_aggregation = false")
+        settings += [f"{k} = {v!r}" for k, v in training.hyperparameters.items()]
+        select = (
+            f"train({training.family}, {spec.model.formula}, {', '.join(settings)})"
+        )
     elif spec.model is not None:
         select = f"{spec.kind}({spec.model.formula})"
     else:

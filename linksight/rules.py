@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from linksight.query import QuerySpec
 from linksight.schema import DatasetSchema
 
-ANALYSES = ("aggregate", "crosstab", "overlap", "ols")
+ANALYSES = ("aggregate", "crosstab", "overlap", "ols", "train")
 
 
 class CollaborationRules(BaseModel):
@@ -101,6 +101,10 @@ def check_query(
         violation = _check_lists(spec, stations, station_count)
         if violation is not None:
             return violation
+    if spec.kind == "train":
+        violation = _check_training(spec, schema)
+        if violation is not None:
+            return violation
     for column, uses in sorted(spec.columns_used().items()):
         try:
             declared = schema.column(column)
@@ -154,6 +158,36 @@ def check_query(
             "max_group_levels",
             f"the grouping makes {cells} cells, more than the "
             f"{rules.max_group_levels} allowed; group on fewer or coarser columns",
+        )
+    return None
+
+
+def _check_training(spec: QuerySpec, schema: DatasetSchema) -> RuleViolation | None:
+    from linksight.federated import TrainingError, check_hyperparameters
+
+    assert spec.training is not None and spec.model is not None
+    family = spec.training.family
+    try:
+        check_hyperparameters(family, spec.training.hyperparameters)
+    except TrainingError as error:
+        return RuleViolation("approved_models", str(error))
+    try:
+        response = schema.column(spec.model.response)
+    except KeyError:
+        return None  # reported as known_columns
+    binary = response.type == "categorical" and len(response.levels or []) == 2
+    if family in ("logistic", "mlp") and not binary:
+        return RuleViolation(
+            "approved_models",
+            f"{family} needs a categorical response with two levels, but "
+            f"{spec.model.response!r} has type {response.type}; use linear for "
+            "a numeric response",
+        )
+    if family == "linear" and not response.is_numeric:
+        return RuleViolation(
+            "approved_models",
+            f"linear needs a numeric response, but {spec.model.response!r} has "
+            f"type {response.type}; use logistic for a two-level response",
         )
     return None
 
