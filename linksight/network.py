@@ -223,17 +223,34 @@ class LocalNetwork:
         return self.authority
 
     def _hub_tls_files(self) -> tuple[Path, Path]:
-        """Return the hub's certificate and key, created at the first call."""
-        from linksight.certificates import create_station_key, sign_hub_request
-
+        """Return the hub's certificate and key, created at the first call with
+        `linksight hub csr` and `linksight ca sign-hub`, as an operator would."""
         folder = self.root / "hub-tls"
-        certificate, key = folder / "hub.crt", folder / "hub.key"
-        if not certificate.exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            request = create_station_key(key, "linksight-hub")
-            certificate.write_bytes(
-                sign_hub_request(self._certificate_authority(), request, ["127.0.0.1"])
+        certificate, key, request = (
+            folder / "hub.crt",
+            folder / "hub.key",
+            folder / "hub.csr",
+        )
+        if certificate.exists():
+            return certificate, key
+        folder.mkdir(parents=True, exist_ok=True)
+        ca_dir = self._certificate_authority().directory
+        for arguments in (
+            ["hub", "csr", "--key", str(key), "--out", str(request)],
+            ["ca", "sign-hub", "--dir", str(ca_dir), str(request)]
+            + ["--host", "127.0.0.1", "--out", str(certificate)],
+        ):
+            command = subprocess.run(
+                [sys.executable, "-m", "linksight", *arguments],
+                capture_output=True,
+                text=True,
+                env=dict(os.environ, **self.environment),
             )
+            if command.returncode != 0:
+                raise NetworkError(
+                    f"linksight {' '.join(arguments[:2])} failed: "
+                    f"{command.stderr.strip()}"
+                )
         return certificate, key
 
     # Processes

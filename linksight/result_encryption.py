@@ -148,6 +148,9 @@ def seal_result(document: dict[str, Any], recipient_key: str) -> dict[str, Any]:
     the ciphertext of the whole document in base64.
     """
     box = SealedBox(parse_public_key(recipient_key))
+    # Key order is kept, not sorted as in canonical JSON, because the order
+    # of a cell's grouping columns is part of the result.
+    plain = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
     blocked = document.get("blocked") or {}
     return {
         "scheme": SCHEME,
@@ -158,7 +161,7 @@ def seal_result(document: dict[str, Any], recipient_key: str) -> dict[str, Any]:
             {"rule": str(c["rule"]), "passed": bool(c["passed"])}
             for c in document.get("checks", [])
         ],
-        "ciphertext": base64.b64encode(box.encrypt(canonical_json(document))).decode(
+        "ciphertext": base64.b64encode(box.encrypt(plain.encode("utf-8"))).decode(
             "ascii"
         ),
     }

@@ -46,3 +46,35 @@ def test_settings_invalid_port(tmp_path: Path) -> None:
 def test_settings_missing_state_dir() -> None:
     with pytest.raises(ValidationError, match="state_dir"):
         HubSettings.from_env({})
+
+
+def test_settings_tls_needs_both_files(tmp_path: Path) -> None:
+    certificate = tmp_path / "hub.crt"
+    certificate.write_text("-----BEGIN CERTIFICATE-----\n")
+
+    with pytest.raises(ValidationError, match="tls_key is not set"):
+        HubSettings(state_dir=tmp_path, tls_certificate=certificate)
+
+
+def test_settings_tls_missing_file_invalid(tmp_path: Path) -> None:
+    certificate = tmp_path / "hub.crt"
+    certificate.write_text("-----BEGIN CERTIFICATE-----\n")
+
+    with pytest.raises(ValidationError, match="does not exist"):
+        HubSettings(
+            state_dir=tmp_path,
+            tls_certificate=certificate,
+            tls_key=tmp_path / "missing.key",
+        )
+
+
+def test_settings_scheme_follows_tls(tmp_path: Path) -> None:
+    certificate, key = tmp_path / "hub.crt", tmp_path / "hub.key"
+    certificate.write_text("certificate")
+    key.write_text("key")
+
+    assert HubSettings(state_dir=tmp_path).scheme == "http"
+    assert (
+        HubSettings(state_dir=tmp_path, tls_certificate=certificate, tls_key=key).scheme
+        == "https"
+    )

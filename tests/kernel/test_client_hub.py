@@ -80,12 +80,12 @@ def test_released_result_equals_pandas(released):
 
 def test_result_carries_checks_and_audit(released):
     checks = released.checks
-    assert set(checks["rule"]) == {"min_count"}
+    assert set(checks["rule"]) == {"min_count", "dominance", "p_percent"}
     assert checks["passed"].all()
     assert released.audit_seq > 0
     assert released.audit_reference == f"hub audit record {released.audit_seq}"
     assert len(released.sha256) == 64
-    assert "4 of 4 disclosure checks passed" in released._repr_html_()
+    assert "8 of 8 disclosure checks passed" in released._repr_html_()
 
 
 def test_result_plot_draws_bars(released):
@@ -176,3 +176,20 @@ def test_progress_text_bar_names_stations(playground, capsys):
 def test_result_table_has_n_columns(released):
     assert isinstance(released.table, pd.DataFrame)
     assert list(released.table.columns) == ["count(*)", "mean(age)", "mean(age).n"]
+
+
+def test_rotated_key_opens_older_result(client):
+    result = client.query(
+        "SELECT count(*) FROM lung GROUP BY sex", purpose="key test", progress="none"
+    )
+    old = client.register_result_key()
+
+    new = client.rotate_result_key()
+    reopened = client.result(result.request_id)
+
+    assert new["fingerprint"] != old["fingerprint"]
+    assert client.me()["name"] == "sam"
+    assert reopened.sha256 == result.sha256
+    kept = client.result_key_path.with_name(f"result.key.{old['fingerprint']}")
+    assert kept.is_file()
+    assert oct(client.result_key_path.stat().st_mode & 0o777) == "0o600"
