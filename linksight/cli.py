@@ -7,6 +7,7 @@ import typer
 from governance.cli import app as hub_app
 from linksight.ca_cli import app as ca_app
 from linksight_kernel.cli import register as register_client_commands
+from linksight_kernel.dashboard.cli import register as register_dashboard_command
 from linksight_kernel.steward_cli import register as register_steward_commands
 from station.cli import app as station_app
 
@@ -19,6 +20,7 @@ app.add_typer(station_app, name="station", help="Run a data station.")
 app.add_typer(ca_app, name="ca", help="Issue the certificates of MPC links.")
 register_client_commands(app)
 register_steward_commands(app)
+register_dashboard_command(app)
 
 
 @app.command()
