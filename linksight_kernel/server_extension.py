@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -34,7 +35,7 @@ from tornado import web
 
 from linksight.schema import DatasetSchema
 from linksight_kernel.client import _domain, allowed_uses
-from linksight_kernel.config import Connection, resolve_connection
+from linksight_kernel.config import ENV_CA_CERT, Connection, resolve_connection
 from linksight_kernel.errors import ConfigError
 from linksight_kernel.requests import Request
 
@@ -82,20 +83,23 @@ class HubProxy:
         except ConfigError as exc:
             raise PanelError(503, "not_configured", str(exc)) from exc
         session = self._session
-        if session is not None and (
-            session.connection.hub_url,
-            session.connection.token,
-        ) == (connection.hub_url, connection.token):
+        if session is not None and _settings(session.connection) == _settings(
+            connection
+        ):
             return session
         if session is not None:
             # The old client is closed when the event loop gets to it.
             _close_later(session.http)
+        ca_file = connection.ca_certificate
         self._session = _Session(
             connection,
             httpx.AsyncClient(
                 base_url=connection.hub_url,
                 headers={"Authorization": f"Bearer {connection.token}"},
                 timeout=HUB_TIMEOUT_SECONDS,
+                # The same trust as the magics: the collaboration CA if the
+                # settings name one, else the system's CAs.
+                verify=ssl.create_default_context(cafile=ca_file) if ca_file else True,
             ),
         )
         return self._session
@@ -110,13 +114,21 @@ class HubProxy:
         hub_url = session.connection.hub_url
         try:
             response = await session.http.get(path)
-        except httpx.TransportError as exc:
+        except httpx.ConnectError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" not in str(exc):
+                raise _unreachable(hub_url, exc) from exc
+            ca_file = session.connection.ca_certificate
+            trusted = f"CA certificate {ca_file}" if ca_file else "system's CAs"
             raise PanelError(
                 502,
-                "hub_unreachable",
-                f"the hub at {hub_url} did not respond ({exc}); check that it "
-                "runs and that LINKSIGHT_HUB_URL or the config's hub_url is right",
+                "certificate_not_verified",
+                f"the hub at {hub_url} presented a TLS certificate that the "
+                f"{trusted} did not verify ({exc}); set {ENV_CA_CERT} or "
+                "ca_certificate in the config file to the collaboration CA's "
+                "certificate, then restart JupyterLab if you set the variable",
             ) from exc
+        except httpx.TransportError as exc:
+            raise _unreachable(hub_url, exc) from exc
         if response.status_code < 400:
             return response.json()
         try:
@@ -244,6 +256,19 @@ class HubProxy:
             }
             for request in own
         ]
+
+
+def _settings(connection: Connection) -> tuple[object, ...]:
+    return (connection.hub_url, connection.token, connection.ca_certificate)
+
+
+def _unreachable(hub_url: str, exc: Exception) -> PanelError:
+    return PanelError(
+        502,
+        "hub_unreachable",
+        f"the hub at {hub_url} did not respond ({exc}); check that it runs "
+        "and that LINKSIGHT_HUB_URL or the config's hub_url is right",
+    )
 
 
 def _segment(name: str) -> str:

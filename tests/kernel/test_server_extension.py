@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from jupyter_processes import json_of, start_jupyter
 
-from linksight.network import free_port
+from linksight.network import LocalNetwork, free_port
 from linksight_kernel import Client
 from linksight_kernel.config import ENV_CONFIG, read_config, write_config
 
@@ -40,9 +40,20 @@ def switchable(tmp_path_factory):
     running.stop()
 
 
-def _connect_as(config_path, hub_url, token):
+@pytest.fixture(scope="module")
+def tls_hub(tmp_path_factory):
+    """A hub alone, served over HTTPS with a certificate of its own CA."""
+    network = LocalNetwork(tmp_path_factory.mktemp("tls-hub"), hub_tls=True)
+    try:
+        network.start_hub()
+        yield network
+    finally:
+        network.stop()
+
+
+def _connect_as(config_path, hub_url, token, ca_certificate=None):
     config_path.unlink(missing_ok=True)
-    write_config(config_path, hub_url, token)
+    write_config(config_path, hub_url, token, ca_certificate=ca_certificate)
 
 
 def test_status_connected_as_scientist(server, playground):
@@ -210,3 +221,33 @@ def test_unknown_token(switchable, playground):
     assert status["connected"] is False
     assert status["error"]["code"] == "unauthenticated"
     assert response.status_code == 401
+
+
+def test_tls_hub_with_ca(switchable, tls_hub):
+    running, config_path = switchable
+    _connect_as(
+        config_path,
+        tls_hub.hub_url,
+        tls_hub.admin_token,
+        ca_certificate=tls_hub.authority.certificate_path,
+    )
+
+    status = json_of(running.get("linksight/status"))
+
+    assert tls_hub.hub_url.startswith("https://")
+    assert status["connected"] is True
+    assert status["user"]["name"] == "admin"
+
+
+def test_tls_hub_without_ca(switchable, tls_hub):
+    running, config_path = switchable
+    _connect_as(config_path, tls_hub.hub_url, tls_hub.admin_token)
+
+    status = json_of(running.get("linksight/status"))
+    response = running.get("linksight/requests")
+
+    assert status["connected"] is False
+    assert status["error"]["code"] == "certificate_not_verified"
+    assert "did not verify" in status["error"]["message"]
+    assert "set LINKSIGHT_CA_CERT or ca_certificate" in status["error"]["message"]
+    assert response.status_code == 502
