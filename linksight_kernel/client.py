@@ -90,7 +90,8 @@ def allowed_uses(column: ColumnSchema) -> str:
     return ", ".join(uses)
 
 
-def _domain(column: ColumnSchema) -> str:
+def column_values(column: ColumnSchema) -> str:
+    """Return a column's allowed values: its levels, or its range, or ""."""
     if column.levels is not None:
         return "levels " + ", ".join(map(str, column.levels))
     if column.min is not None and column.max is not None:
@@ -302,7 +303,7 @@ class Client:
                 "column": column.name,
                 "type": column.type,
                 "allowed uses": allowed_uses(column),
-                "values": _domain(column),
+                "values": column_values(column),
                 "missing allowed": column.nullable,
                 "description": column.description,
             }

@@ -34,7 +34,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from linksight.schema import DatasetSchema
-from linksight_kernel.client import _domain, allowed_uses
+from linksight_kernel.client import allowed_uses, column_values
 from linksight_kernel.config import ENV_CA_CERT, Connection, resolve_connection
 from linksight_kernel.errors import ConfigError
 from linksight_kernel.requests import Request
@@ -211,7 +211,7 @@ class HubProxy:
                             "type": column.type,
                             "role": column.role,
                             "uses": allowed_uses(column),
-                            "values": _domain(column),
+                            "values": column_values(column),
                             "nullable": column.nullable,
                             "description": column.description,
                         }
