@@ -6,6 +6,7 @@ A query reads like SQL::
     SELECT crosstab(sex, ph.ecog) FROM lung
     SELECT overlap(subject_id) FROM covid AT ('station-a', 'station-b') GROUP BY result
     SELECT ols(time ~ age + C(sex) + ph.karno) FROM lung WHERE ph.ecog <= 2
+    SELECT logit((num > 0) ~ age + C(sex) + (cp == 'asymptomatic')) FROM heart
 
 Column names may contain dots (``wt.loss``); a name that clashes with a
 keyword is written in backticks. Filters combine comparisons with ``and``,
@@ -25,6 +26,11 @@ with an intercept, in the formula syntax of R and statsmodels: a numeric
 column enters as itself and ``C(g)`` enters a categorical column as one
 indicator per level after the first (treatment coding). Rows with a missing
 value in any model column are left out. A model query takes no GROUP BY.
+A condition in parentheses, such as ``(cp == 'asymptomatic')`` or
+``(ph.ecog IN (2, 3))``, enters as a 0/1 indicator, on either side of ``~``.
+``logit(y ~ ...)`` fits a logistic regression by maximum likelihood; its
+response is a condition, such as ``(num > 0)`` or ``(sex == 'Male')``, or
+an integer column declared from 0 to 1.
 
 The parser builds a :class:`QuerySpec`, a restricted tree that stations turn
 into SQL with bound parameters. Nothing in a query is ever evaluated as
@@ -48,7 +54,7 @@ from linksight.schema import DatasetSchema
 
 AggregateFunction = Literal["count", "sum", "mean", "var"]
 AGGREGATE_FUNCTIONS: tuple[str, ...] = ("count", "sum", "mean", "var")
-MODEL_FUNCTIONS: tuple[str, ...] = ("ols",)
+MODEL_FUNCTIONS: tuple[str, ...] = ("ols", "logit")
 # ``train(family, formula, name = value, ...)``: federated training (Flower).
 TRAIN_FUNCTION = "train"
 # Other names accepted for a statistic: SQL's avg, and the words written out.
@@ -138,32 +144,48 @@ Or.model_rebuild()
 Not.model_rebuild()
 
 
+Indicator = Annotated[Comparison | InList, Field(discriminator="type")]
+
+
 class ModelTerm(BaseModel):
-    """One term on the right of a formula: a numeric column, or ``C(column)``."""
+    """One term on the right of a formula: a numeric column, ``C(column)``, or
+    a condition on `column` entered as a 0/1 indicator."""
 
     column: str
     categorical: bool = False
+    condition: Indicator | None = None
 
     @property
     def label(self) -> str:
         """The term as written in the formula."""
+        if self.condition is not None:
+            return f"({_format_filter(self.condition, top=True)})"
         return f"C({self.column})" if self.categorical else self.column
 
 
 class ModelSpec(BaseModel):
-    """A regression formula ``response ~ term + term``, always with an intercept."""
+    """A regression formula ``response ~ term + term``, always with an intercept.
+
+    With `outcome` set, the response is the 0/1 indicator of that condition on
+    column `response`.
+    """
 
     response: str
     terms: list[ModelTerm] = Field(min_length=1)
+    outcome: Indicator | None = None
+
+    @property
+    def response_label(self) -> str:
+        """The response as written in the formula."""
+        if self.outcome is not None:
+            return f"({_format_filter(self.outcome, top=True)})"
+        return _name(self.response)
 
     @property
     def formula(self) -> str:
         """The formula text, such as ``time ~ age + C(sex)``."""
-        terms = " + ".join(
-            f"C({_name(t.column)})" if t.categorical else _name(t.column)
-            for t in self.terms
-        )
-        return f"{_name(self.response)} ~ {terms}"
+        terms = " + ".join(_format_term(t) for t in self.terms)
+        return f"{self.response_label} ~ {terms}"
 
 
 class TrainingSpec(BaseModel):
@@ -194,7 +216,9 @@ class QuerySpec(BaseModel):
     """
 
     dataset: str
-    kind: Literal["aggregate", "crosstab", "overlap", "ols", "train"] = "aggregate"
+    kind: Literal["aggregate", "crosstab", "overlap", "ols", "logit", "train"] = (
+        "aggregate"
+    )
     aggregates: list[Aggregate] = []
     group_by: list[str] = []
     where: Filter | None = None
@@ -246,9 +270,14 @@ class QuerySpec(BaseModel):
         uses: dict[str, set[str]] = {}
         if self.model is not None:
             response_use = "label" if self.kind == TRAIN_FUNCTION else "output"
+            if self.model.outcome is not None:
+                # A condition in a formula reads its column as a filter does.
+                response_use = "filter"
             uses.setdefault(self.model.response, set()).add(response_use)
             for term in self.model.terms:
                 use = "factor" if term.categorical else "covariate"
+                if term.condition is not None:
+                    use = "filter"
                 uses.setdefault(term.column, set()).add(use)
         if self.identifier is not None:
             uses.setdefault(self.identifier, set()).add("link")
@@ -637,9 +666,28 @@ class _Parser:
             )
         self.schema = self.schemas[token.text]
 
+    def indicator(self) -> Comparison | InList:
+        """Parse ``(column op value)`` or ``(column IN (...))`` in a formula."""
+        opening = self.expect_punct("(")
+        condition = self.condition()
+        if not isinstance(condition, (Comparison, InList)):
+            raise self.error(
+                "a condition in a formula compares a column with a value, as in "
+                "(num > 0) or (cp IN ('asymptomatic')); IS NULL is not allowed, "
+                "because rows with a missing model column are left out",
+                opening,
+            )
+        self.expect_close(opening, "after the condition")
+        return condition
+
     def formula(self, function: str, response_use: str = "output") -> ModelSpec:
-        """Parse ``response ~ term + term`` inside ``ols(...)`` or ``train(...)``."""
-        response = self.column_name(response_use)
+        """Parse ``response ~ term + term`` inside a model function's parentheses."""
+        outcome = None
+        if self.at_punct("("):
+            outcome = self.indicator()
+            response = outcome.column
+        else:
+            response = self.column_name(response_use)
         if not self.at_punct("~"):
             raise self.error(
                 f"expected '~' after the response {response!r} but found "
@@ -661,6 +709,9 @@ class _Parser:
                 opening = self.advance()
                 term = ModelTerm(column=self.column_name("factor"), categorical=True)
                 self.expect_close(opening, "after C")
+            elif self.at_punct("("):
+                condition = self.indicator()
+                term = ModelTerm(column=condition.column, condition=condition)
             else:
                 term = ModelTerm(column=self.column_name("covariate"))
             if term.column == response:
@@ -669,14 +720,14 @@ class _Parser:
                     "from the right of '~'",
                     token,
                 )
-            if any(t.column == term.column for t in terms):
+            if any(t.label == term.label for t in terms):
                 raise self.error(
                     f"column {term.column!r} is in the formula twice: remove one",
                     token,
                 )
             terms.append(term)
             if not self.at_punct("+"):
-                return ModelSpec(response=response, terms=terms)
+                return ModelSpec(response=response, terms=terms, outcome=outcome)
             self.advance()
 
     def training_spec(self, opening: _Token) -> TrainingSpec:
@@ -1148,6 +1199,12 @@ def _name(name: str) -> str:
     if name.lower() in KEYWORDS or _PLAIN_NAME.fullmatch(name) is None:
         return f"`{name}`"
     return name
+
+
+def _format_term(term: ModelTerm) -> str:
+    if term.condition is not None:
+        return term.label
+    return f"C({_name(term.column)})" if term.categorical else _name(term.column)
 
 
 def _format_literal(value: Literal_) -> str:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from linksight.query import QuerySpec
 from linksight.schema import DatasetSchema
 
-ANALYSES = ("aggregate", "crosstab", "overlap", "ols", "train")
+ANALYSES = ("aggregate", "crosstab", "overlap", "ols", "logit", "train")
 
 
 class CollaborationRules(BaseModel):
@@ -150,6 +150,10 @@ def check_query(
                 f"column {column!r} has type {declared.type}; only categorical "
                 "columns can be grouped on",
             )
+    if spec.kind == "logit":
+        violation = _check_binary_response(spec, schema)
+        if violation is not None:
+            return violation
     cells = 1
     for column in spec.group_by:
         cells *= len(schema.column(column).levels or [])
@@ -190,6 +194,28 @@ def _check_training(spec: QuerySpec, schema: DatasetSchema) -> RuleViolation | N
             f"type {response.type}; use logistic for a two-level response",
         )
     return None
+
+
+def _check_binary_response(
+    spec: QuerySpec, schema: DatasetSchema
+) -> RuleViolation | None:
+    """Check that a logistic regression's response takes the values 0 and 1 only.
+
+    A condition such as ``(num > 0)`` always does, and so does an integer
+    column declared with min 0 and max 1.
+    """
+    model = spec.model
+    if model is None or model.outcome is not None:
+        return None
+    column = schema.column(model.response)
+    if column.type == "integer" and column.min == 0 and column.max == 1:
+        return None
+    return RuleViolation(
+        "binary_response",
+        f"column {model.response!r} is not binary, so logit() cannot model it; "
+        f"write a condition as the response, as in ({model.response} > 0), "
+        "which logit() models as 1 where it holds and 0 elsewhere",
+    )
 
 
 def _check_lists(

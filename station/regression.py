@@ -5,7 +5,10 @@ squares: the row count n, the cross-products X'X (upper triangle, row by
 row), X'y and y'y, over the rows with no missing model column that pass the
 filter. The design matrix X has an intercept, one column per numeric term
 and one 0/1 indicator per level after the first of each ``C(column)`` term,
-named as statsmodels names them (``Intercept``, ``age``, ``C(sex)[T.2]``).
+named as statsmodels names them (``Intercept``, ``age``, ``C(sex)[T.2]``),
+and one 0/1 indicator per condition term, named as written
+(``(cp == 'asymptomatic')``). A condition as the response, such as
+``(num > 0)``, is a 0/1 response.
 
 Every numeric column is divided by its declared maximum absolute value
 before the products are formed, so that every entry of X and y lies in
@@ -55,6 +58,8 @@ class DesignLayout:
     response: str
     response_scale: float
     factors: list[FactorLevels]
+    # SQL expression of the response, with its bound parameters.
+    response_expression: tuple[str, list[Any]] = ("", [])
 
     @property
     def parameters(self) -> int:
@@ -99,6 +104,22 @@ def build_design(spec: QuerySpec, schema: DatasetSchema) -> DesignLayout:
     factors = []
     for term in spec.model.terms:
         column = _quote(term.column)
+        if term.condition is not None:
+            values: list[Any] = []
+            condition = compile_filter(term.condition, values)
+            names.append(term.label)
+            expressions.append((f"CASE WHEN {condition} THEN 1.0 ELSE 0.0 END", values))
+            scales.append(1.0)
+            # A condition is a factor with the levels true and false (reference).
+            factors.append(
+                FactorLevels(
+                    term=term.label,
+                    reference="false",
+                    levels=["true"],
+                    design_columns=[len(names) - 1],
+                )
+            )
+            continue
         if not term.categorical:
             names.append(term.column)
             expressions.append((f"CAST({column} AS DOUBLE)", []))
@@ -126,15 +147,27 @@ def build_design(spec: QuerySpec, schema: DatasetSchema) -> DesignLayout:
             )
         )
     response = spec.model.response
+    if spec.model.outcome is not None:
+        values = []
+        condition = compile_filter(spec.model.outcome, values)
+        expression = (f"CASE WHEN {condition} THEN 1.0 ELSE 0.0 END", values)
+        response_scale = 1.0
+    else:
+        response_scale = _scale(schema, response)
+        expression = (f"CAST({_quote(response)} AS DOUBLE)", [])
     return DesignLayout(
-        names, expressions, scales, response, _scale(schema, response), factors
+        names, expressions, scales, response, response_scale, factors, expression
     )
 
 
-def compute_local_statistics(
+def design_rows(
     spec: QuerySpec, design: DesignLayout, parquet_path: Path
-) -> list[float]:
-    """Compute this station's n, X'X, X'y and y'y from its Parquet file."""
+) -> tuple[str, list[Any]]:
+    """Return SQL that selects the scaled design x0, x1, ... and response y.
+
+    The rows are those with no missing model column that pass the filter.
+    The second item is the SQL's bound parameters.
+    """
     if spec.model is None:
         raise ValueError(f"a {spec.kind} query has no model")
     columns = [spec.model.response] + [t.column for t in spec.model.terms]
@@ -146,13 +179,23 @@ def compute_local_statistics(
     ):
         design_values.extend(values)
         selects.append(f"({expression}) / {scale!r}")
-    response = f"CAST({_quote(design.response)} AS DOUBLE) / {design.response_scale!r}"
+    response_sql, response_values = design.response_expression
+    design_values.extend(response_values)
     inner = ", ".join(f"{s} AS x{i}" for i, s in enumerate(selects))
-    inner += f", {response} AS y"
+    inner += f", ({response_sql}) / {design.response_scale!r} AS y"
     filter_values: list[Any] = []
-    conditions = [f"{_quote(c)} IS NOT NULL" for c in columns]
+    conditions = [f"{_quote(c)} IS NOT NULL" for c in dict.fromkeys(columns)]
     if spec.where is not None:
         conditions.append(compile_filter(spec.where, filter_values))
+    sql = f"SELECT {inner} FROM read_parquet(?) WHERE {' AND '.join(conditions)}"
+    return sql, [*design_values, str(parquet_path), *filter_values]
+
+
+def compute_local_statistics(
+    spec: QuerySpec, design: DesignLayout, parquet_path: Path
+) -> list[float]:
+    """Compute this station's n, X'X, X'y and y'y from its Parquet file."""
+    rows, arguments = design_rows(spec, design, parquet_path)
     p = design.parameters
     sums = ["count(*)"]
     for i in range(p):
@@ -160,11 +203,7 @@ def compute_local_statistics(
             sums.append(f"coalesce(sum(x{i} * x{j}), 0)")
     sums += [f"coalesce(sum(x{i} * y), 0)" for i in range(p)]
     sums.append("coalesce(sum(y * y), 0)")
-    sql = (
-        f"SELECT {', '.join(sums)} FROM (SELECT {inner} FROM read_parquet(?) "
-        f"WHERE {' AND '.join(conditions)})"
-    )
-    arguments = [*design_values, str(parquet_path), *filter_values]
+    sql = f"SELECT {', '.join(sums)} FROM ({rows})"
     with duckdb.connect(":memory:") as connection:
         row = connection.execute(sql, arguments).fetchone()
     if row is None:
@@ -235,10 +274,17 @@ RULE_DESCRIPTIONS = {
     "max_parameter_fraction": (
         "the {parameters} parameters are more than {fraction:.0%} of n"
     ),
-    "min_level_count": "a level of a C() term has fewer than {min_count} persons",
+    "min_level_count": (
+        "a level of a C() term, of a condition term or of a binary response "
+        "has fewer than {min_count} persons"
+    ),
     "full_rank": (
         "a design column is a linear combination of the others, so the "
         "coefficients are not unique"
+    ),
+    "converged": (
+        "Newton's method did not converge within its maximum number of "
+        "steps, which happens when the terms separate the outcome"
     ),
 }
 
@@ -253,6 +299,7 @@ RULE_FIXES = {
         "remove the C() term, or filter out its small levels with WHERE"
     ),
     "full_rank": "remove the redundant term from the formula",
+    "converged": "remove the term that separates the outcome, or widen the filter",
 }
 
 
@@ -320,9 +367,18 @@ def build_model_result(
         result["status"] = "released"
         result["blocked"] = None
         result["model"].update(n=n, df_resid=n - design.parameters)
-        result["columns"], result["rows"] = coefficient_table(
-            design, values["coefficients"], values["variances"], n
-        )
+        if task.query.kind == "logit":
+            # Imported here because station.logistic builds on this module.
+            from station.logistic import coefficient_table as logit_table
+
+            result["model"].update(iterations=values["iterations"], converged=True)
+            result["columns"], result["rows"] = logit_table(
+                design, values["coefficients"], values["variances"]
+            )
+        else:
+            result["columns"], result["rows"] = coefficient_table(
+                design, values["coefficients"], values["variances"], n
+            )
     result["sha256"] = hashlib.sha256(canonical_json(result)).hexdigest()
     return result
 

@@ -28,7 +28,7 @@ from linksight import signing
 from linksight.result_encryption import fingerprint, seal_result
 from linksight.rules import CollaborationRules, check_query
 from linksight.tasks import TaskSpec
-from station import regression
+from station import logistic, regression
 from station.aggregates import (
     build_layout,
     compute_difference_counts,
@@ -231,6 +231,8 @@ class TaskRunner:
             return self._prepare_overlap(task, current)
         if task.query.kind == "ols":
             return self._prepare_regression(task, current)
+        if task.query.kind == "logit":
+            return self._prepare_logistic(task, current)
         return self._prepare_aggregate(task, current)
 
     def _check_policy(self, task: TaskSpec) -> DatasetVersion:
@@ -340,6 +342,25 @@ class TaskRunner:
             lambda output: build_model_result(task, design, output),
             f"ols with {design.parameters} parameters, "
             f"f={regression_input['fraction_bits']}",
+        )
+
+    def _prepare_logistic(
+        self, task: TaskSpec, current: DatasetVersion
+    ) -> PreparedTask:
+        try:
+            design = build_design(task.query, current.schema)
+            rows = logistic.local_rows(task.query, design, current.path)
+            counts = logistic.count_local(rows, design.parameters)
+        except Exception as error:  # a query the local engine cannot run
+            raise TaskRefused(f"local computation failed: {error}") from error
+        mine = self.config.station.organisation == task.requester_organisation
+        logistic_input = logistic.party_input(task, design, rows, counts, mine)
+        return PreparedTask(
+            task,
+            logistic_input,
+            lambda output: build_model_result(task, design, output),
+            f"logit with {design.parameters} parameters, "
+            f"f={logistic_input['fraction_bits']}",
         )
 
     def _prepare_overlap(self, task: TaskSpec, current: DatasetVersion) -> PreparedTask:

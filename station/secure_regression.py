@@ -52,7 +52,7 @@ def _scale_row(factor: Any, row: list[Any]) -> list[Any]:
     return [factor * value for value in row]
 
 
-def _gauss_jordan(matrix: list[list[Any]]) -> list[Any]:
+def gauss_jordan(matrix: list[list[Any]]) -> list[Any]:
     """Reduce `matrix` (p rows of secure numbers) in place and return its pivots."""
     pivots = []
     for k in range(len(matrix)):
@@ -132,7 +132,7 @@ async def fit_and_release(config: dict[str, Any]) -> dict[str, Any]:
         gram[i] + [one if i == j else zero for j in range(p)] + [cross[i]]
         for i in range(p)
     ]
-    pivots = _gauss_jordan(augmented)
+    pivots = gauss_jordan(augmented)
     for name, pivot, k in zip(config["names"], pivots, range(p), strict=True):
         check(pivot > RANK_TOLERANCE * gram[k][k], "full_rank", name)
 

@@ -1,0 +1,162 @@
+"""Fit a logistic regression by Newton's method, the steps solved under MPC.
+
+Protocol (MPyC, Shamir secret sharing, honest majority, every station a
+party, at least three parties). The coefficients b start at 0.
+
+1. Each party secret-shares its counts for the disclosure rules (n, events,
+   every design column's sum; see ``station.logistic``), its own n if it
+   belongs to the requesting scientist's organisation (zero otherwise), and
+   its Hessian X'WX and gradient X'(y - mu) at b = 0. The parties add them.
+2. Gauss-Jordan elimination on [X'WX | I | X'(y - mu)] gives the Newton step
+   and the inverse of X'WX, all secret. The parties compute secret bits for
+   the rules of the linear regression (``station.secure_regression``), for
+   the response (events >= min_count and non-events >= min_count) and for
+   every condition term (ones and zeros each >= min_count), and open only
+   the bits. If one fails, nothing else is opened.
+3. The step is opened to the parties, who add it to b. If some coefficient
+   moved by more than the step tolerance, each party computes its Hessian
+   and gradient at the new b from its own rows, secret-shares them, and the
+   parties solve the next step as in 2, without the rule bits.
+4. Once no coefficient moves by more than the tolerance, the diagonal of the
+   last inverse (the coefficients' variances) and n are opened. A fit still
+   moving after the maximum number of steps is blocked: coefficients that
+   keep growing mean that the terms separate the outcome.
+
+Threat model: semi-honest parties, no coalition of more than
+floor((m - 1) / 2) of the m parties. Every party learns the opened bits, the
+coefficients after every step (b_1, b_2, ..., the last being the released
+fit), the number of steps and, when released, the variances and n. The
+pooled counts, Hessians and gradients are never opened. The scientist
+receives only the released fit and the number of steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from mpyc.runtime import mpc
+
+from station.logistic import newton_terms
+from station.mpc_numbers import clear_integral
+from station.secure_regression import RANK_TOLERANCE, gauss_jordan
+
+logger = logging.getLogger("linksight.station.mpc")
+
+
+def _pool(values: list[float], secfxp: Any) -> list[Any]:
+    """Secret-share every party's `values` and return their sums."""
+    shared = mpc.input([secfxp(float(value)) for value in values])
+    for party in shared:
+        clear_integral(party)
+    return [mpc.sum(list(column)) for column in zip(*shared, strict=True)]
+
+
+def _newton_system(terms: list[Any], p: int, secfxp: Any) -> list[list[Any]]:
+    """Return [X'WX | I | X'(y - mu)] from the pooled triangle and gradient."""
+    triangle = terms[: p * (p + 1) // 2]
+    gradient = terms[p * (p + 1) // 2 :]
+    hessian: list[list[Any]] = [[None] * p for _ in range(p)]
+    position = 0
+    for i in range(p):
+        for j in range(i, p):
+            hessian[i][j] = hessian[j][i] = triangle[position]
+            position += 1
+    zero, one = secfxp(0), secfxp(1)
+    return [
+        hessian[i] + [one if i == j else zero for j in range(p)] + [gradient[i]]
+        for i in range(p)
+    ]
+
+
+async def fit_and_release(config: dict[str, Any]) -> dict[str, Any]:
+    """Run the protocol above; every party calls this with its own input.
+
+    `config` is the output of :func:`station.logistic.party_input`. Returns
+    ``{"checks": [...], "values": ... or None}`` as
+    :func:`station.secure_regression.fit_and_release` does, with the number
+    of Newton steps in ``values["iterations"]``.
+    """
+    fraction_bits = config["fraction_bits"]
+    secfxp = mpc.SecFxp(2 * fraction_bits, fraction_bits)
+    p = config["parameters"]
+    min_count = config["min_count"]
+    coefficients = [0.0] * p
+
+    first = [*config["counts"], config["own_n"], *newton_terms(config, coefficients)]
+    pooled = _pool(first, secfxp)
+    n, events = pooled[0], pooled[1]
+    column_sums = pooled[2 : 2 + p]
+    own = pooled[2 + p]
+    augmented = _newton_system(pooled[3 + p :], p, secfxp)
+    diagonal = [augmented[k][k] for k in range(p)]
+
+    check_bits = []
+    checks: list[dict[str, Any]] = []
+
+    def check(bit: Any, rule: str, term: str = "model", level: str | None = None):
+        check_bits.append(bit)
+        checks.append({"rule": rule, "term": term, "level": level})
+
+    check(n >= min_count, "min_count")
+    if config["requester_contributes"]:
+        check(n - own >= min_count, "min_count_without_requester")
+    check(n >= p + config["min_residual_df"], "min_residual_df")
+    # p <= fraction * n, with the public bound rounded up to a whole row.
+    needed = math.ceil(p / config["max_parameter_fraction"] - 1e-9)
+    check(n >= needed, "max_parameter_fraction")
+    response = config["response"]
+    check(events >= min_count, "min_level_count", response, "1")
+    check(n - events >= min_count, "min_level_count", response, "0")
+    for factor in config["factors"]:
+        level_counts = [column_sums[column] for column in factor["design_columns"]]
+        for level, count in zip(factor["levels"], level_counts, strict=True):
+            check(count >= min_count, "min_level_count", factor["term"], level)
+        reference = n - mpc.sum(level_counts)
+        check(
+            reference >= min_count,
+            "min_level_count",
+            factor["term"],
+            factor["reference"],
+        )
+
+    pivots = gauss_jordan(augmented)
+    for name, pivot, entry in zip(config["names"], pivots, diagonal, strict=True):
+        check(pivot > RANK_TOLERANCE * entry, "full_rank", name)
+
+    opened = await mpc.output(check_bits)
+    for entry, bit in zip(checks, opened, strict=True):
+        entry["passed"] = bool(round(float(bit)))
+    if not all(entry["passed"] for entry in checks):
+        return {"checks": checks, "values": None}
+
+    iterations = 0
+    while True:
+        step = [float(v) for v in await mpc.output([row[2 * p] for row in augmented])]
+        coefficients = [b + d for b, d in zip(coefficients, step, strict=True)]
+        iterations += 1
+        largest = max(abs(d) for d in step)
+        logger.info("Newton step %d: largest change %.3g", iterations, largest)
+        if largest <= config["step_tolerance"]:
+            break
+        if iterations >= config["max_iterations"]:
+            checks.append(
+                {"rule": "converged", "term": "model", "level": None, "passed": False}
+            )
+            return {"checks": checks, "values": None}
+        terms = _pool(newton_terms(config, coefficients), secfxp)
+        augmented = _newton_system(terms, p, secfxp)
+        gauss_jordan(augmented)
+
+    checks.append({"rule": "converged", "term": "model", "level": None, "passed": True})
+    values = await mpc.output([augmented[i][p + i] for i in range(p)] + [n])
+    return {
+        "checks": checks,
+        "values": {
+            "coefficients": coefficients,
+            "variances": [float(v) for v in values[:p]],
+            "n": int(round(float(values[-1]))),
+            "iterations": iterations,
+        },
+    }
