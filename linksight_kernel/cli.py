@@ -278,6 +278,10 @@ def playground(
             open_browser = sys.stdin.isatty() if browser is None else browser
             url = running.start_lab(port, open_browser)
             typer.echo(f"JupyterLab: {url}")
+            typer.echo(
+                "the Linksight panel (left sidebar) shows your requests, "
+                "schemas and budget"
+            )
         typer.echo("press Ctrl-C to stop every process", err=False)
         sys.stdout.flush()
         while True:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -76,6 +77,18 @@ def test_schema_command_lists_columns(playground):
     assert re.search(r"^sex\s+categorical\s+group by, filter", outcome.stdout, re.M)
 
 
+def _federated_extensions(lab_page: str) -> list[str]:
+    """Return the names of the prebuilt extensions a JupyterLab page loads."""
+    match = re.search(
+        r'<script id="jupyter-config-data" type="application/json">(.*?)</script>',
+        lab_page,
+        re.DOTALL,
+    )
+    assert match is not None, lab_page[:500]
+    config = json.loads(match.group(1))
+    return [extension["name"] for extension in config["federated_extensions"]]
+
+
 def test_playground_starts_lab_and_stops_all(tmp_path):
     process = subprocess.Popen(
         [
@@ -113,9 +126,14 @@ def test_playground_starts_lab_and_stops_all(tmp_path):
         contents = httpx.get(f"{base}/api/contents", params={"token": token})
         refused = httpx.get(f"{base}/api/status")
         names = [item["name"] for item in contents.json()["content"]]
+        lab_page = httpx.get(f"{base}/lab", params={"token": token})
+        panel = httpx.get(f"{base}/linksight/status", params={"token": token})
         assert status.status_code == 200
         assert refused.status_code == 403
         assert "descriptive_statistics.ipynb" in names
+        assert "linksight-panel" in _federated_extensions(lab_page.text)
+        assert panel.json()["connected"] is True
+        assert panel.json()["user"]["name"] == "sam"
         assert (tmp_path / "client.toml").stat().st_mode & 0o777 == 0o600
     finally:
         process.send_signal(signal.SIGINT)
