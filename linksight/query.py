@@ -57,6 +57,8 @@ AGGREGATE_FUNCTIONS: tuple[str, ...] = ("count", "sum", "mean", "var")
 MODEL_FUNCTIONS: tuple[str, ...] = ("ols", "logit")
 # ``train(family, formula, name = value, ...)``: federated training (Flower).
 TRAIN_FUNCTION = "train"
+# Statistics that are one person's value, rejected by disclosure rule no_min_max.
+EXTREME_FUNCTIONS: tuple[str, ...] = ("min", "max", "minimum", "maximum")
 # Other names accepted for a statistic: SQL's avg, and the words written out.
 FUNCTION_ALIASES = {"avg": "mean", "average": "mean", "variance": "var"}
 COMPARISON_OPERATORS: tuple[str, ...] = ("==", "!=", "<", "<=", ">", ">=")
@@ -883,6 +885,14 @@ class _Parser:
                         f"{token.text!r} is a column, and a query returns only "
                         f"statistics: select one such as mean({token.text}) or "
                         "count(*)",
+                        token,
+                    )
+                if name in EXTREME_FUNCTIONS:
+                    raise self.error(
+                        f"{token.text}() is not available under disclosure rule "
+                        "no_min_max: a minimum or maximum is one person's value; "
+                        "use mean(), var(), or count(*) with a WHERE filter such "
+                        "as age >= 75",
                         token,
                     )
                 if name not in AGGREGATE_FUNCTIONS:

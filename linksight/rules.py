@@ -39,6 +39,27 @@ class CollaborationRules(BaseModel):
         le=1,
         description="maximum number of model parameters as a fraction of n",
     )
+    dominance_n: int = Field(
+        default=2,
+        ge=1,
+        le=5,
+        description="dominance (n, k) rule: the n largest contributions to a sum "
+        "may make up at most dominance_k of its total",
+    )
+    dominance_k: float = Field(
+        default=0.85,
+        gt=0,
+        le=1,
+        description="dominance (n, k) rule: the largest share of a sum's total "
+        "that its n largest contributions may have; 1 turns the rule off",
+    )
+    p_percent: float = Field(
+        default=0.10,
+        ge=0,
+        lt=1,
+        description="p% rule: the total minus the two largest contributions must "
+        "be at least this fraction of the largest; 0 turns the rule off",
+    )
     differencing_window: int = Field(
         default=20,
         ge=0,

@@ -205,6 +205,89 @@ def compute_local_vector(
     return vector
 
 
+# Statistics whose value rests on a column's sum, so a few large values can
+# dominate it: the dominance and p% rules apply to them.
+MAGNITUDE_FUNCTIONS = ("sum", "mean", "var")
+
+
+def magnitude_column(layout: Layout, output: OutputSpec) -> str | None:
+    """Return the column whose sum `output` rests on, or None for a count."""
+    if output.func not in MAGNITUDE_FUNCTIONS:
+        return None
+    position = (output.n_slot - layout.rows_slot(output.cell) - 1) // 3
+    return layout.columns[position]
+
+
+def magnitude_groups(layout: Layout) -> list[tuple[int, str]]:
+    """Return the (cell, column) pairs whose sum a released statistic rests on."""
+    groups: list[tuple[int, str]] = []
+    for output in layout.outputs:
+        column = magnitude_column(layout, output)
+        if column is not None and (output.cell, column) not in groups:
+            groups.append((output.cell, column))
+    return groups
+
+
+def dominance_bit_length(
+    schema: DatasetSchema, columns: list[str], parties: int
+) -> int:
+    """Return the bits of the secure fixed-point numbers in the dominance check.
+
+    The largest number compared is about twice a pooled sum of absolute
+    values, at most parties * MAX_ROWS_PER_STATION * max|x|, and 16 bits
+    hold the fraction.
+    """
+    bound = max([1.0] + [schema.column(c).max_abs for c in columns])
+    largest = 2.0 * parties * MAX_ROWS_PER_STATION * bound
+    return math.ceil(math.log2(largest + 1)) + 2 + 16
+
+
+def compute_largest_contributions(
+    spec: QuerySpec, layout: Layout, largest: int, parquet_path: Path
+) -> list[float]:
+    """Return, per magnitude group, the sum of absolute values and the
+    `largest` largest absolute values (zeros where there are fewer rows).
+
+    The dominance and p% rules compare the largest contributions to a sum
+    with its total. Absolute values make a large negative value count as
+    much as a large positive one.
+    """
+    groups = magnitude_groups(layout)
+    if not groups:
+        return []
+    parameters: list[Any] = []
+    conditions = [f"{_quote(c)} IS NOT NULL" for c in layout.group_by]
+    if spec.where is not None:
+        conditions.append(compile_filter(spec.where, parameters))
+    columns = sorted({column for _, column in groups}, key=layout.columns.index)
+    selects = [_quote(c) for c in layout.group_by]
+    for column in columns:
+        value = f"abs(CAST({_quote(column)} AS DOUBLE))"
+        selects += [f"coalesce(sum({value}), 0)", f"max({value}, {int(largest)})"]
+    sql = f"SELECT {', '.join(selects)} FROM read_parquet(?)"
+    if conditions:
+        sql += " WHERE " + " AND ".join(conditions)
+    if layout.group_by:
+        sql += " GROUP BY " + ", ".join(_quote(c) for c in layout.group_by)
+    with duckdb.connect(":memory:") as connection:
+        rows = connection.execute(sql, [str(parquet_path), *parameters]).fetchall()
+    found: dict[tuple[int, str], list[float]] = {}
+    cell_index = {_cell_key(cell): i for i, cell in enumerate(layout.cells)}
+    width = len(layout.group_by)
+    for row in rows:
+        cell = cell_index.get(_cell_key(tuple(row[:width])))
+        if cell is None:
+            continue  # compute_local_vector rejects undeclared levels
+        for position, column in enumerate(columns):
+            total, values = row[width + 2 * position : width + 2 * position + 2]
+            top = [float(v) for v in (values or [])][:largest]
+            found[(cell, column)] = [float(total)] + top + [0.0] * (largest - len(top))
+    vector: list[float] = []
+    for group in groups:
+        vector += found.get(group, [0.0] * (largest + 1))
+    return vector
+
+
 @dataclass(frozen=True)
 class DifferenceCount:
     """Rows in exactly one of two queries' populations, at this station.

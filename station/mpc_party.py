@@ -186,6 +186,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
                 config["requester_contributes"],
                 config["fraction_bits"],
                 config.get("differences", []),
+                config.get("dominance"),
             )
         mpc._closing = True  # type: ignore[attr-defined]
         await mpc.shutdown()

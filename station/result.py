@@ -19,6 +19,14 @@ RULE_DESCRIPTIONS = {
         "fewer than {min_count} persons outside the requester's own organisation"
     ),
     "variance_needs_two": "fewer than 2 values, so no variance",
+    "dominance": (
+        "a total dominated by its {dominance_n} largest values, which make up "
+        "more than {dominance_percent}% of it"
+    ),
+    "p_percent": (
+        "a total from which the second-largest contributor could estimate the "
+        "largest value to within {p_percent}%"
+    ),
 }
 
 
@@ -62,7 +70,7 @@ def build_result(
         result["status"] = "blocked"
         result["columns"] = []
         result["rows"] = []
-        result["blocked"] = _blocked_summary(failed, min_count, layout)
+        result["blocked"] = _blocked_summary(failed, task, layout)
     else:
         result["status"] = "released"
         result["blocked"] = None
@@ -93,8 +101,10 @@ def _rows(
 
 
 def _blocked_summary(
-    failed: list[dict[str, Any]], min_count: int, layout: Layout
+    failed: list[dict[str, Any]], task: TaskSpec, layout: Layout
 ) -> dict[str, Any]:
+    settings = task.disclosure
+    min_count = settings.min_count
     rule = failed[0]["rule"]
     if rule == "differencing":
         earlier = sorted({c["statistic"].rsplit(" ", 1)[-1] for c in failed})
@@ -111,8 +121,19 @@ def _blocked_summary(
     for check in failed:
         cell = ", ".join(f"{k}={v}" for k, v in check["cell"].items()) or "all rows"
         described.append(f"{check['statistic']} for {cell}")
-    reason = RULE_DESCRIPTIONS.get(rule, rule).format(min_count=min_count)
-    if layout.group_by:
+    failed = [check for check in failed if check["rule"] == rule]
+    reason = RULE_DESCRIPTIONS.get(rule, rule).format(
+        min_count=min_count,
+        dominance_n=settings.dominance_n,
+        dominance_percent=round(settings.dominance_k * 100),
+        p_percent=round(settings.p_percent * 100),
+    )
+    if rule in ("dominance", "p_percent"):
+        fix = (
+            "widen the filter or group on coarser columns so that no few "
+            "persons make up most of the total, or release count(*) instead"
+        )
+    elif layout.group_by:
         fix = (
             "filter out the small groups, merge levels, or group on fewer or "
             "coarser columns"

@@ -30,10 +30,15 @@ from linksight.rules import CollaborationRules, check_query
 from linksight.tasks import TaskSpec
 from station import logistic, regression
 from station.aggregates import (
+    Layout,
     build_layout,
     compute_difference_counts,
+    compute_largest_contributions,
     compute_local_vector,
+    dominance_bit_length,
     fixed_point_size,
+    magnitude_column,
+    magnitude_groups,
 )
 from station.config import StationConfig
 from station.hub_client import HubError, StationHubClient
@@ -296,6 +301,7 @@ class TaskRunner:
             )
         except Exception as error:  # an earlier filter the local engine cannot run
             raise TaskRefused(f"differencing check failed: {error}") from error
+        dominance = self._dominance_input(task, layout, current)
         mine = self.config.station.organisation == task.requester_organisation
         own_vector = vector if mine else [0.0] * len(vector)
         fraction_bits = fixed_point_size(task.query, current.schema, len(task.parties))
@@ -318,6 +324,7 @@ class TaskRunner:
             "requester_contributes": task.requester_organisation in organisations,
             "fraction_bits": fraction_bits,
             "differences": [d.as_dict() for d in differences],
+            "dominance": dominance,
         }
         return PreparedTask(
             task,
@@ -325,6 +332,46 @@ class TaskRunner:
             lambda output: build_result(task, layout, output),
             f"{len(vector)} slots, f={fraction_bits}",
         )
+
+    def _dominance_input(
+        self, task: TaskSpec, layout: Layout, current: DatasetVersion
+    ) -> dict[str, Any] | None:
+        settings = task.disclosure
+        groups = magnitude_groups(layout)
+        if not groups or (settings.dominance_k >= 1 and settings.p_percent <= 0):
+            return None
+        # The p% rule needs the two largest contributions.
+        largest = max(settings.dominance_n, 2)
+        try:
+            values = compute_largest_contributions(
+                task.query, layout, largest, current.path
+            )
+        except Exception as error:  # a query the local engine cannot run
+            raise TaskRefused(f"dominance check failed: {error}") from error
+        columns = sorted({column for _, column in groups})
+        return {
+            "values": values,
+            "bit_length": dominance_bit_length(
+                current.schema, columns, len(task.parties)
+            ),
+            "largest": largest,
+            "n": settings.dominance_n,
+            "k": settings.dominance_k,
+            "p": settings.p_percent,
+            "groups": [
+                {
+                    "cell": cell,
+                    "column": column,
+                    "outputs": [
+                        index
+                        for index, output in enumerate(layout.outputs)
+                        if output.cell == cell
+                        and magnitude_column(layout, output) == column
+                    ],
+                }
+                for cell, column in groups
+            ],
+        }
 
     def _prepare_regression(
         self, task: TaskSpec, current: DatasetVersion

@@ -13,6 +13,13 @@ party, at least three parties):
    n >= min_count and, when the requester's organisation contributes data,
    pooled n minus its own part >= min_count. Only these pass/fail bits are
    opened.
+   For a sum, mean or variance, each party also shares, per cell and
+   column, the sum of absolute values and its largest few absolute values.
+   The parties compare candidate sums of the largest contributions with
+   the total and open only the bits of the dominance (n, k) rule (the n
+   largest make up at most k of the total) and of the p% rule (the total
+   less the two largest is at least p of the largest). No party learns
+   another's largest value.
 4. If every bit passes, the parties compute the statistics (count, sum,
    mean = sum / n, sample variance = (sum of squares - sum * mean) / (n - 1))
    inside MPC and open them, with their n. Otherwise nothing but the bits is
@@ -25,6 +32,7 @@ bits and, when released, the statistics and their n.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +43,9 @@ from station.mpc_numbers import clear_integral
 # Bits of the secure integers that carry person counts in the differencing
 # check: pooled counts stay below parties * 2**32 rows.
 COUNT_BITS = 48
+# Fractional bits of the secure numbers in the dominance and p% checks; the
+# settings k and p are rounded to multiples of 2**-16.
+DOMINANCE_FRACTION_BITS = 16
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,7 @@ async def pool_and_release(
     requester_contributes: bool,
     fraction_bits: int,
     differences: list[dict[str, Any]] | None = None,
+    dominance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run the protocol above; every party calls this with its own vectors.
 
@@ -92,6 +104,11 @@ async def pool_and_release(
             # n - 1 divides the sum of squares: also needed when min_count is 1.
             check_bits.append(n >= 2)
             checks.append({"output": index, "rule": "variance_needs_two"})
+    # The dominance bits are of another secure type, so they are opened apart.
+    dominance_bits: list[Any] = []
+    dominance_checks: list[dict[str, Any]] = []
+    if dominance:
+        _check_dominance(dominance, dominance_bits, dominance_checks)
     # Differencing: the pooled count of rows in exactly one of this query's
     # and an earlier query's populations must be 0 or at least min_count.
     # Counts are whole numbers below 2**47, and comparing them as 48-bit
@@ -117,6 +134,11 @@ async def pool_and_release(
     opened = await mpc.output(check_bits)
     for check, bit in zip(checks, opened, strict=True):
         check["passed"] = bool(round(float(bit)))
+    if dominance_bits:
+        opened_dominance = await mpc.output(dominance_bits)
+        for check, bit in zip(dominance_checks, opened_dominance, strict=True):
+            check["passed"] = bool(round(float(bit)))
+        checks.extend(dominance_checks)
     if difference_bits:
         opened_differences = await mpc.output(difference_bits)
         for check, bit in zip(difference_checks, opened_differences, strict=True):
@@ -153,3 +175,75 @@ async def pool_and_release(
             value = float(n)
         values.append({"value": value, "n": n})
     return {"checks": checks, "values": values}
+
+
+def _check_dominance(
+    dominance: dict[str, Any],
+    check_bits: list[Any],
+    checks: list[dict[str, Any]],
+) -> None:
+    """Append the dominance and p% bits of every magnitude group to the checks.
+
+    `dominance` contains this party's ``values`` (per group: the sum of
+    absolute values, then its ``largest`` largest absolute values in
+    descending order), the ``groups`` as ``{"cell", "outputs"}``, the
+    settings ``n``, ``k`` and ``p``, and the ``bit_length`` of the secure
+    numbers. Each group's bits are attached to every output that reads it.
+    """
+    largest = int(dominance["largest"])
+    n = int(dominance["n"])
+    k = float(dominance["k"])
+    p = float(dominance["p"])
+    secfxp = mpc.SecFxp(int(dominance["bit_length"]), DOMINANCE_FRACTION_BITS)
+    shared = mpc.input([secfxp(v) for v in dominance["values"]])
+    for party in shared:
+        clear_integral(party)
+    stride = largest + 1
+    for index, group in enumerate(dominance["groups"]):
+        base = index * stride
+        total = mpc.sum([party[base] for party in shared])
+        lists = [[party[base + 1 + j] for j in range(largest)] for party in shared]
+        bits = []
+        if k < 1:
+            sums = _largest_sums(lists, n)
+            bits.append(("dominance", mpc.prod([s <= k * total for s in sums])))
+        if p > 0:
+            pairs = _largest_pairs(lists)
+            rest = [total - (1 + p) * u - v >= 0 for u, v in pairs]
+            bits.append(("p_percent", mpc.prod(rest)))
+        for output_index in group["outputs"]:
+            for rule, bit in bits:
+                check_bits.append(bit)
+                checks.append({"output": output_index, "rule": rule})
+
+
+def _largest_sums(lists: list[list[Any]], n: int) -> list[Any]:
+    """Return secret sums of which the largest is the sum of the n largest values.
+
+    Each party's list is sorted in descending order. The two largest values
+    overall are either one party's first two or two parties' first values,
+    so for n <= 2 every candidate is compared with the threshold at once,
+    in one round, instead of sorting.
+    """
+    if n == 1:
+        return [values[0] for values in lists]
+    if n == 2:
+        sums = [values[0] + values[1] for values in lists]
+        sums += [a[0] + b[0] for a, b in itertools.combinations(lists, 2)]
+        return sums
+    ordered = mpc.sorted([v for values in lists for v in values], reverse=True)
+    return [mpc.sum(ordered[:n])]
+
+
+def _largest_pairs(lists: list[list[Any]]) -> list[tuple[Any, Any]]:
+    """Return (u, v) pairs among which (largest, second largest) minimises
+    total - (1 + p) u - v, so the p% rule holds if it holds for every pair.
+
+    Any other pair's larger value is at most the largest and its smaller
+    value at most the second largest. Pairs of two parties' first values
+    appear in both orders, because which of them is larger stays secret.
+    """
+    pairs = [(values[0], values[1]) for values in lists]
+    for a, b in itertools.combinations(lists, 2):
+        pairs += [(a[0], b[0]), (b[0], a[0])]
+    return pairs

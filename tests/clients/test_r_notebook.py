@@ -147,7 +147,7 @@ def test_script_prints_results_and_progress(script_results):
     stdout = script_results["stdout"]
 
     assert "user: sam of Research Institute; roles: scientist" in stdout
-    assert "Disclosure control: 8 of 8 checks passed" in stdout
+    assert "Disclosure control: 16 of 16 checks passed" in stdout
     assert "completed, approved by 3 of 3 organisations" in script_results["stderr"]
 
 

@@ -80,12 +80,12 @@ def test_released_result_equals_pandas(released):
 
 def test_result_carries_checks_and_audit(released):
     checks = released.checks
-    assert set(checks["rule"]) == {"min_count"}
+    assert set(checks["rule"]) == {"min_count", "dominance", "p_percent"}
     assert checks["passed"].all()
     assert released.audit_seq > 0
     assert released.audit_reference == f"hub audit record {released.audit_seq}"
     assert len(released.sha256) == 64
-    assert "4 of 4 disclosure checks passed" in released._repr_html_()
+    assert "8 of 8 disclosure checks passed" in released._repr_html_()
 
 
 def test_result_plot_draws_bars(released):

@@ -221,3 +221,51 @@ def test_party_listens_on_configured_host_only(tmp_path):
     finally:
         process.kill()
         process.wait()
+
+
+def _dominance(values: list[float], k: float = 0.85, p: float = 0.10) -> dict:
+    return {
+        "values": values,
+        "bit_length": 64,
+        "largest": 2,
+        "n": 2,
+        "k": k,
+        "p": p,
+        "groups": [{"cell": 0, "column": "age", "outputs": [1, 2]}],
+    }
+
+
+def test_party_passes_dominance_below_k(tmp_path):
+    # 30 contributions: at party 1, one of 900 and one of 400 beside small
+    # ones; the two largest make up 1300 of 1540, 84.4%, under 85%.
+    values = [[10.0] * 10, [900.0, 400.0] + [5.0] * 8, [10.0] * 10]
+    vectors = [[10.0, 10.0, sum(v), sum(x * x for x in v)] for v in values]
+    dominance = [_dominance([sum(v)] + sorted(v, reverse=True)[:2]) for v in values]
+    configs = _configs(vectors, 60)
+    for config, settings in zip(configs, dominance, strict=True):
+        config["dominance"] = settings
+    released = _run_all(configs, tmp_path)
+    for _, output in released:
+        rules = {(c["output"], c["rule"]): c["passed"] for c in output["checks"]}
+        assert rules[(1, "dominance")] is True
+        assert rules[(2, "dominance")] is True
+        assert rules[(1, "p_percent")] is True
+        assert (0, "dominance") not in rules
+        assert output["values"][1]["value"] == pytest.approx(1540 / 30)
+
+
+def test_party_blocks_by_p_percent(tmp_path):
+    # One contribution of 1000 among 29 of 1: the rest, 1000 + 29 - 1000 - 1
+    # = 28, is under 10% of 1000, so the second largest contributor could
+    # estimate the largest to within 2.8%.
+    values = [[1000.0] + [1.0] * 9, [1.0] * 10, [1.0] * 10]
+    vectors = [[10.0, 10.0, sum(v), sum(x * x for x in v)] for v in values]
+    configs = _configs(vectors, 60)
+    for config, v in zip(configs, values, strict=True):
+        config["dominance"] = _dominance([sum(v)] + sorted(v, reverse=True)[:2], k=1.0)
+    outputs = _run_all(configs, tmp_path)
+    for _, output in outputs:
+        rules = {(c["output"], c["rule"]): c["passed"] for c in output["checks"]}
+        assert (1, "dominance") not in rules
+        assert rules[(1, "p_percent")] is False
+        assert output["values"] is None

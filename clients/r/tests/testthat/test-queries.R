@@ -121,7 +121,10 @@ test_that("checks list every disclosure check with its cell", {
 
   expect_equal(names(checks), c("rule", "statistic", "sex", "passed"))
   expect_equal(nrow(checks), length(document$checks))
-  expect_setequal(checks$rule, c("min_count", "variance_needs_two"))
+  expect_setequal(
+    checks$rule,
+    c("min_count", "variance_needs_two", "dominance", "p_percent")
+  )
   expect_true(all(checks$passed))
   expect_equal(
     checks$statistic,
