@@ -28,7 +28,9 @@ class Actor:
 
 
 # The hub itself, for changes no caller made, such as a request expiring.
-HUB_ACTOR = Actor(organisation="", user="hub", role="system")
+# Its records name "hub" as the organisation, because the NEN 7513 fields
+# of every record are filled and the hub acts for no member organisation.
+HUB_ACTOR = Actor(organisation="hub", user="hub", role="system")
 
 # A caller whose token matched no user or station.
 ANONYMOUS_ACTOR = Actor(organisation="", user="", role="")

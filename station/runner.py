@@ -104,14 +104,17 @@ class TaskRunner:
         self.hub_key = signing.parse_public_key(config.station.hub_public_key)
 
     def _audit(self, event: str, outcome: str, task: dict[str, Any], **details: Any):
+        # The NEN 7513 user of a task is the scientist on whose behalf this
+        # station's data is read; the station itself is one of the objects.
         self.ledger.audit.append(
             event,
-            organisation=self.config.station.organisation,
+            organisation=task.get("requester_organisation", ""),
             user=task.get("requester", ""),
-            role="station",
+            role="scientist",
             outcome=outcome,
             purpose=task.get("purpose", ""),
             objects={
+                "station": self.config.station.name,
                 "collaboration": task.get("collaboration"),
                 "request": task.get("request_id"),
                 "task": task.get("task_id"),

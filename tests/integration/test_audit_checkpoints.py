@@ -322,3 +322,45 @@ def test_station_tampering_detected(audited_network, restore, kind, expected):
     assert expected in outcome.stdout
     assert "hub: intact" in outcome.stdout
 
+
+NEN_7513_FIELDS = (
+    "event",
+    "time",
+    "organisation",
+    "user",
+    "role",
+    "purpose",
+    "objects",
+    "outcome",
+)
+
+
+def test_records_carry_nen_7513_fields(audited_network):
+    steward = audited_network.stations[0].steward_token
+    hub_records = audited_network.call("GET", "/audit", steward)
+    station_records = StationLedger(
+        _station_database(audited_network).parent
+    ).audit.records()
+    task_records = [r for r in station_records if r["event"].startswith("task_")]
+    request_records = [r for r in hub_records if "request" in r["objects"]]
+    for record in hub_records + station_records:
+        assert set(NEN_7513_FIELDS) <= set(record), record
+        # A call without a valid token has no known organisation or role.
+        known = ("event", "time", "outcome")
+        if record["event"] != "auth.failed":
+            known += ("organisation", "role")
+        for name in known:
+            assert record[name], (name, record)
+    assert task_records
+    assert request_records
+    for record in task_records + request_records:
+        assert record["user"], record
+        assert record["purpose"], record
+        assert record["objects"]["request"], record
+        assert record["objects"]["collaboration"] == "lung-study", record
+    for record in task_records:
+        assert record["user"] == audited_network.scientist
+        assert record["role"] == "scientist"
+        assert record["organisation"] == "Research Institute"
+        assert record["objects"]["station"] == "station-a"
+        assert record["objects"]["dataset"] == "lung"
