@@ -122,6 +122,9 @@ class StationSummary(BaseModel):
     name: str
     organisation: str
     last_seen: datetime | None
+    version: str | None = Field(
+        default=None, description="the software version it last registered with"
+    )
 
 
 class CollaborationCreate(RequestBody):

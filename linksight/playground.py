@@ -1,4 +1,5 @@
-"""`linksight playground`: a hub, three stations and JupyterLab on 127.0.0.1.
+"""`linksight playground`: a hub, three stations, JupyterLab and the stewards'
+dashboard on 127.0.0.1.
 
 The playground starts the network of :mod:`linksight.network` with the
 NCCTG lung data and, in collaboration ``waiting-lists``, one clinic's COVID
@@ -34,6 +35,7 @@ import httpx
 
 from linksight.network import LocalNetwork, NetworkError, free_port
 from linksight_kernel.config import ENV_CONFIG, write_config
+from linksight_kernel.dashboard.server import DashboardServer, start_dashboard
 
 logger = logging.getLogger("linksight.playground")
 
@@ -123,6 +125,7 @@ class Playground:
     stewards: DemoStewards | None = None
     lab: subprocess.Popen[bytes] | None = None
     lab_url: str = ""
+    dashboard: DashboardServer | None = None
     notebooks_dir: Path = field(default_factory=Path)
 
     def environment(self) -> dict[str, str]:
@@ -184,8 +187,23 @@ class Playground:
         self.lab_url = f"{base}/lab?token={token}"
         return self.lab_url
 
+    def start_dashboard(self, port: int = 0) -> DashboardServer:
+        """Start the stewards' dashboard (Voila) on 127.0.0.1; return its server.
+
+        Its Verify button also checks each station's own audit chain.
+        """
+        self.dashboard = start_dashboard(
+            port or free_port(),
+            self.root / "logs" / "voila.log",
+            environment=self.environment(),
+            station_configs=[station.config_path for station in self.network.stations],
+        )
+        return self.dashboard
+
     def stop(self) -> None:
-        """Stop JupyterLab, the demo stewards and every network process."""
+        """Stop JupyterLab, the dashboard, the demo stewards and the network."""
+        if self.dashboard is not None:
+            self.dashboard.stop()
         if self.lab is not None and self.lab.poll() is None:
             self.lab.send_signal(signal.SIGTERM)
             try:

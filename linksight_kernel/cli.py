@@ -244,8 +244,15 @@ def playground(
     approve_delay: Annotated[
         float, typer.Option(help="Seconds a request of sam's waits for approval.")
     ] = 2.0,
+    dashboard: Annotated[
+        bool, typer.Option(help="Start the stewards' dashboard (Voila).")
+    ] = True,
+    dashboard_port: Annotated[
+        int, typer.Option(help="The dashboard's port (0: any free).")
+    ] = 0,
 ) -> None:
-    """Start a hub, three stations with the lung data, and JupyterLab on 127.0.0.1.
+    """Start a hub, three stations with the lung data, JupyterLab and the
+    stewards' dashboard on 127.0.0.1.
 
     Ctrl-C stops every process it started. The state directory is deleted
     afterwards unless it was given with --state-dir.
@@ -282,6 +289,13 @@ def playground(
                 "the Linksight panel (left sidebar) shows your requests, "
                 "schemas and budget"
             )
+        if dashboard:
+            server = running.start_dashboard(dashboard_port)
+            stewards = [station.steward for station in running.network.stations]
+            typer.echo(
+                f"stewards' dashboard: {server.url_for(stewards[0])} "
+                f"(profile={' or '.join(stewards[1:])} for the other stewards)"
+            )
         typer.echo("press Ctrl-C to stop every process", err=False)
         sys.stdout.flush()
         while True:
@@ -290,10 +304,19 @@ def playground(
                     f"JupyterLab exited with status {running.lab.returncode}; "
                     f"see {root / 'logs' / 'jupyterlab.log'}"
                 )
+            if (
+                running.dashboard is not None
+                and running.dashboard.process.poll() is not None
+            ):
+                raise _fail(
+                    "the dashboard's Voila exited with status "
+                    f"{running.dashboard.process.returncode}; see "
+                    f"{root / 'logs' / 'voila.log'}"
+                )
             time.sleep(0.5)
     except KeyboardInterrupt:
         typer.echo("stopping")
-    except NetworkError as exc:
+    except (NetworkError, LinksightError) as exc:
         keep = True
         raise _fail(f"{exc}; logs are in {root / 'logs'}", code=2) from exc
     finally:

@@ -123,6 +123,7 @@ def get_collaboration(
                 name=station.name,
                 organisation=station.organisation.name,
                 last_seen=station.last_seen,
+                version=station.version,
             )
             for station in stations
         ],

@@ -86,6 +86,8 @@ class CollaborationPanel(Panel):
         self.datasets.children = children
         for index, title in enumerate(titles):
             self.datasets.set_title(index, title)
+        if children:
+            self.datasets.selected_index = 0
         if not children:
             self.datasets.children = [widgets.HTML("<i>no dataset registered</i>")]
             self.datasets.set_title(0, "no datasets")

@@ -33,6 +33,9 @@ SIMILAR_LIMIT = 5
 # 0 to 1) count as similar even on another dataset or from another scientist.
 SIMILAR_RATIO = 0.75
 
+# Names of the model queries, by their kind.
+MODEL_NAMES = {"ols": "linear regression", "logit": "logistic regression"}
+
 # Characters of a request's purpose shown in the list of requests.
 PURPOSE_SHOWN = 60
 
@@ -44,6 +47,10 @@ _USE_WORDS = {
     "covariate": "model term",
     "factor": "model factor",
 }
+
+
+def _use_words(use: str) -> str:
+    return _USE_WORDS.get(use, use.replace("_", " "))
 
 
 def parse_rule_changes(pairs: list[str]) -> dict[str, Any]:
@@ -67,10 +74,18 @@ def parse_rule_changes(pairs: list[str]) -> dict[str, Any]:
     return changes
 
 
+# Meanings of the rules whose fields carry no description.
+RULE_MEANINGS = {
+    "allowed_analyses": "the analyses scientists may request",
+    "requires_approval": "whether every request waits for the stewards; "
+    "false lets requests that pass the rules run at once",
+}
+
+
 def rule_description(rule: str) -> str:
-    """Return the description of a collaboration rule, or its name."""
+    """Return the meaning of a collaboration rule, or its name in words."""
     field = CollaborationRules.model_fields[rule]
-    return field.description or rule.replace("_", " ")
+    return field.description or RULE_MEANINGS.get(rule, rule.replace("_", " "))
 
 
 def rule_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -169,9 +184,15 @@ def _short_time(value: str | datetime | None) -> str:
 
 def describe_analysis(spec: QuerySpec) -> str:
     """Return what a parsed query computes, in words."""
-    if spec.kind == "ols":
-        assert spec.model is not None  # the QuerySpec validator guarantees it
-        return f"a linear regression {spec.model.formula}"
+    training = getattr(spec, "training", None)
+    if training is not None and spec.model is not None:
+        return (
+            f"federated training of a {training.family} model "
+            f"{spec.model.formula}, {training.rounds} rounds"
+        )
+    if spec.model is not None:
+        name = MODEL_NAMES.get(spec.kind, f"{spec.kind} model")
+        return f"a {name} {spec.model.formula}"
     if spec.kind == "overlap":
         lists = ", ".join(spec.lists) if spec.lists else "every station"
         text = (
@@ -180,8 +201,10 @@ def describe_analysis(spec: QuerySpec) -> str:
         )
     elif spec.kind == "crosstab":
         text = f"a crosstab of {spec.group_by[0]} by {spec.group_by[1]}"
-    else:
+    elif spec.aggregates:
         text = ", ".join(aggregate.label for aggregate in spec.aggregates)
+    else:
+        text = f"a {spec.kind} analysis"
     if spec.group_by and spec.kind != "crosstab":
         text += f", grouped by {', '.join(spec.group_by)}"
     if spec.where is not None:
@@ -192,7 +215,7 @@ def describe_analysis(spec: QuerySpec) -> str:
 def describe_columns(spec: QuerySpec) -> list[str]:
     """Return ``column (use, use)`` for each column the query reads."""
     return [
-        f"{column} ({', '.join(sorted(_USE_WORDS[use] for use in uses))})"
+        f"{column} ({', '.join(sorted(_use_words(use) for use in uses))})"
         for column, uses in sorted(spec.columns_used().items())
     ]
 
@@ -215,8 +238,9 @@ def output_shape(spec: QuerySpec, schema: DatasetSchema, station_count: int) -> 
     cells = 1
     for column in spec.group_by:
         cells *= len(schema.column(column).levels or [])
-    if spec.kind == "ols":
-        assert spec.model is not None
+    if getattr(spec, "training", None) is not None:
+        return "the trained model's parameters and its metrics"
+    if spec.model is not None:
         parameters = 1
         for term in spec.model.terms:
             levels = schema.column(term.column).levels or []
@@ -233,6 +257,8 @@ def output_shape(spec: QuerySpec, schema: DatasetSchema, station_count: int) -> 
     if spec.kind == "crosstab":
         return f"a table of {cells} cells of counts"
     statistics = len(spec.aggregates)
+    if not statistics:
+        return f"not estimated here for {spec.kind} queries"
     if not spec.group_by:
         return f"{statistics} figure(s), each with the n behind it"
     return (
@@ -271,6 +297,25 @@ def disclosure_checks(
             "full_rank: the model's columns are not collinear",
         ]
         return checks
+    if spec.kind not in ("aggregate", "crosstab"):
+        checks.append(
+            f"the checks of {spec.kind} queries in docs/disclosure-control.md"
+        )
+        return checks
+    magnitudes = [a for a in spec.aggregates if a.func in ("sum", "mean", "var")]
+    # Dominance and p% come with newer rule sets; older hubs have neither.
+    dominance_k = getattr(rules, "dominance_k", None)
+    if magnitudes and dominance_k is not None and dominance_k < 1:
+        checks.append(
+            f"dominance: the {getattr(rules, 'dominance_n', 2)} largest "
+            f"contributions make up at most {dominance_k:.0%} of a sum"
+        )
+    p_percent = getattr(rules, "p_percent", None)
+    if magnitudes and p_percent:
+        checks.append(
+            f"p_percent: a sum less its two largest contributions is at least "
+            f"{p_percent:.0%} of the largest"
+        )
     if any(aggregate.func == "var" for aggregate in spec.aggregates):
         checks.append("variance_needs_two: at least 2 persons behind a variance")
     if rules.differencing_window:

@@ -1,4 +1,4 @@
-"""`linksight dashboard`: checks before Voila starts, its URL, and its stop."""
+"""`linksight dashboard` and the playground's dashboard: checks, URL and stop."""
 
 from __future__ import annotations
 
@@ -8,11 +8,16 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
+import psutil
 from typer.testing import CliRunner
 
 from linksight.cli import app
 from linksight.network import free_port
+from linksight.playground import Playground
+from linksight_kernel.config import ENV_CONFIG
+from linksight_kernel.dashboard.server import ENV_STATION_CONFIGS
 
 runner = CliRunner()
 
@@ -92,3 +97,23 @@ def test_dashboard_prints_url_and_stops(steward_network, tmp_path):
     assert process.returncode == 0, rest
     assert "stopping" in rest
     assert not _listening(port)
+
+
+def test_playground_starts_dashboard(steward_network, tmp_path):
+    playground = Playground(
+        steward_network.root, steward_network, Path(os.environ[ENV_CONFIG])
+    )
+    server = playground.start_dashboard()
+    try:
+        listening = _listening(server.port)
+        environment = psutil.Process(server.process.pid).environ()
+    finally:
+        server.stop()
+
+    assert listening
+    assert server.url_for("steward-c").endswith("&profile=steward-c")
+    assert environment[ENV_CONFIG] == os.environ[ENV_CONFIG]
+    assert environment[ENV_STATION_CONFIGS].split(os.pathsep) == [
+        str(station.config_path.resolve()) for station in steward_network.stations
+    ]
+    assert not _listening(server.port)

@@ -339,3 +339,16 @@ def test_audit_csv_keeps_json():
     exported = pd.read_csv(io.StringIO(text))
     assert exported["seq"].tolist() == [1, 2, 3]
     assert exported.loc[1, "details"] == '{"reason": "fine"}'
+
+
+def test_unknown_analysis_kind_described():
+    # A kind this dashboard does not know yet, such as a newer hub's.
+    spec = _spec("SELECT count(*) FROM lung").model_copy(
+        update={"kind": "km", "aggregates": []}
+    )
+
+    assert describe_analysis(spec) == "a km analysis"
+    assert output_shape(spec, LUNG, 3) == "not estimated here for km queries"
+    assert disclosure_checks(spec, CollaborationRules(), False)[-1] == (
+        "the checks of km queries in docs/disclosure-control.md"
+    )

@@ -135,6 +135,7 @@ def test_collaboration_detail_lists_stations(network: Network) -> None:
         "st-c",
     ]
     assert detail["stations"][0]["last_seen"] is not None
+    assert detail["stations"][0]["version"] == "0.1.0"
     assert detail["rules"]["min_stations"] == 3
     assert detail["datasets"][0]["name"] == "lung"
 
