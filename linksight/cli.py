@@ -17,7 +17,9 @@ app = typer.Typer(
 )
 app.add_typer(hub_app, name="hub", help="Run and set up the governance hub.")
 app.add_typer(station_app, name="station", help="Run a data station.")
-app.add_typer(ca_app, name="ca", help="Issue the certificates of MPC links.")
+app.add_typer(
+    ca_app, name="ca", help="Issue certificates for MPC links and the hub's HTTPS."
+)
 register_client_commands(app)
 register_steward_commands(app)
 register_dashboard_command(app)
