@@ -138,56 +138,51 @@ class AuditPanel(Panel):
         )
 
     def _verify(self) -> str:
-        report = self.session.client.verify_audit()
-        lines = []
-        if report["ok"]:
-            lines.append(
-                f'<li><span class="ls-ok">hub: intact</span>, {report["records"]} '
-                "records</li>"
+        from linksight.checkpoints import SignedCheckpoint
+        from linksight_kernel.audit_verify import (
+            load_station_configs,
+            verify_audit_trail,
+        )
+        from station.config import ConfigError
+
+        try:
+            stations = load_station_configs(
+                [Path(path) for path in self.session.station_configs]
             )
-        else:
+        except ConfigError as exc:
+            raise ValueError(f"cannot verify the stations' chains: {exc}") from exc
+        # The raw records, as the hub hashed them; the verification runs
+        # here, because a hub that rewrote its history would call it intact.
+        records = self.session.get("/audit")
+        checkpoints = [
+            SignedCheckpoint.model_validate(body)
+            for body in self.session.get("/audit/checkpoints")
+        ]
+        verification = verify_audit_trail(records, checkpoints, stations)
+        lines = [
+            f'<li><span class="{"ls-bad" if "BROKEN" in line else "ls-ok"}">'
+            f"{html.escape(line)}</span></li>"
+            for line in verification.summaries
+        ]
+        lines += [
+            f'<li><span class="ls-bad">BROKEN {html.escape(finding.describe())}'
+            "</span></li>"
+            for finding in verification.findings
+        ]
+        if not stations:
             lines.append(
-                f'<li><span class="ls-bad">hub: BROKEN at record '
-                f"{report['first_bad_seq']}</span>: {html.escape(report['reason'])}"
-                "</li>"
-            )
-        lines += [self._verify_station(path) for path in self.session.station_configs]
-        if not self.session.station_configs:
-            lines.append(
-                "<li>stations: the hub does not report the stations' own chains; "
-                "start the dashboard with --station-config to verify them here, "
-                "or run <code>linksight audit verify --station-config "
-                "station.toml</code> where a station runs</li>"
+                "<li>The stations' own chains were not read: start the dashboard "
+                "with --station-config where the stations run, or run "
+                "<code>linksight audit verify --station-config station.toml</code>"
+                " there.</li>"
             )
         checked = f"{pd.Timestamp.now(tz='UTC'):%H:%M:%S} UTC"
         self.verification.value = (
             f"<p>Verified at {checked}:</p><ul>{''.join(lines)}</ul>"
         )
-        return "hub chain intact" if report["ok"] else "hub chain BROKEN"
-
-    @staticmethod
-    def _verify_station(path: str) -> str:
-        from station.config import ConfigError, load_config
-        from station.ledger import StationLedger
-
-        try:
-            config = load_config(Path(path))
-        except ConfigError as exc:
-            return (
-                f'<li><span class="ls-bad">{html.escape(path)}</span>: '
-                f"{html.escape(str(exc))}</li>"
-            )
-        name = html.escape(config.station.name)
-        report = StationLedger(config.station.state_dir).audit.verify()
-        if report.ok:
-            return (
-                f'<li><span class="ls-ok">{name}: intact</span>, '
-                f"{report.records} records</li>"
-            )
-        return (
-            f'<li><span class="ls-bad">{name}: BROKEN</span>, '
-            f"{html.escape(report.describe())}</li>"
-        )
+        if verification.ok:
+            return "audit trail intact"
+        return f"audit trail BROKEN: {len(verification.findings)} finding(s)"
 
     def _export(self) -> str:
         frame = self._filtered()

@@ -1,4 +1,4 @@
-"""What the stewards' dashboard shows, computed from the hub's responses.
+"""Text and tables of the stewards' dashboard, computed from the hub's responses.
 
 Nothing here draws a widget or calls the hub, so each function can be
 tested on plain data: a request in plain words, the preview of what it
@@ -222,7 +222,7 @@ def describe_columns(spec: QuerySpec) -> list[str]:
 
 @dataclass(frozen=True)
 class Preview:
-    """What a request would reveal if it ran, as far as the hub's data tells."""
+    """An estimate of what a request would reveal, from what the hub stores."""
 
     analysis: str
     columns: list[str]
@@ -339,8 +339,8 @@ def budget_use(
     ``budget_period_days`` days, as the hub does, except those the rule
     check rejected at submission. Returns ``(used, limit)``.
 
-    NOTE: a steward sees only requests touching their organisation, so this
-    can be lower than the hub's count for the scientist.
+    NOTE: a steward can list only the requests touching their organisation,
+    so this can be lower than the hub's count for the scientist.
     """
     now = now or datetime.now(UTC)
     since = now - timedelta(days=rules.budget_period_days)

@@ -211,7 +211,8 @@ def test_verify_catches_tampered_record(steward_network, open_dashboard):
 
     for station in steward_network.stations:
         assert f"{station.name}: intact" in intact
-    assert "hub: BROKEN at record 3" in broken
+    assert "hub: BROKEN" in broken
+    assert "BROKEN hub: record 3:" in broken
     assert "hub: intact" not in broken
 
 
