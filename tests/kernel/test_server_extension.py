@@ -108,26 +108,43 @@ def test_budget_counts_requests(server):
     assert set(body) >= {"limit", "remaining", "period_days", "next_release"}
 
 
-def test_requests_follow_state(server, playground):
-    with Client() as client:
-        request = client.submit(
+def _listed(server, request_id):
+    listed = json_of(server.get("linksight/requests"))
+    return next(r for r in listed if r["id"] == request_id)
+
+
+def test_requests_follow_state(switchable, playground):
+    running, config_path = switchable
+    kim_token = read_config(playground.config_path).profiles["kim"]["token"]
+    _connect_as(config_path, playground.network.hub_url, kim_token)
+    network = playground.network
+    with Client(network.hub_url, kim_token) as kim:
+        request = kim.submit(
             "SELECT count(*) FROM lung GROUP BY sex",
             collaboration="lung-study",
             purpose="panel server extension test",
         )
-        listed = json_of(server.get("linksight/requests"))
-        first = next(r for r in listed if r["id"] == request.id)
-        client.wait(request.id, timeout=120, progress="none")
+    listed = json_of(running.get("linksight/requests"))
+    first = _listed(running, request.id)
 
-    final = next(
-        r for r in json_of(server.get("linksight/requests")) if r["id"] == request.id
-    )
+    approve = f"/requests/{request.id}/approve"
+    network.call("POST", approve, network.stations[0].steward_token, json={})
+    partly = _listed(running, request.id)
+    for station in network.stations[1:]:
+        network.call("POST", approve, station.steward_token, json={})
+    approved = _listed(running, request.id)
+
     assert listed[0]["id"] == request.id
     assert first["state"] == "awaiting_approval"
-    assert first["summary"].startswith("awaiting approval: ")
+    assert first["summary"] == "awaiting approval: 0 of 3 organisations approved"
     assert first["finished"] is False
-    assert final["state"] == "completed"
-    assert final["finished"] is True
+    assert partly["summary"] == "awaiting approval: 1 of 3 organisations approved"
+    assert approved["state"] in ("approved", "running", "completed")
+
+
+def _listed(server, request_id):
+    listed = json_of(server.get("linksight/requests"))
+    return next(r for r in listed if r["id"] == request_id)
 
 
 def test_token_never_in_responses(server, playground):
