@@ -9,6 +9,7 @@ the panel.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -32,8 +33,11 @@ def test_typescript_unit_tests_pass():
     )
 
     output = finished.stdout + finished.stderr
+    passed = re.search(r"^# pass (\d+)$", output, re.MULTILINE)
     assert finished.returncode == 0, output[-6000:]
     assert "# fail 0" in output, output[-6000:]
+    assert passed is not None, output[-6000:]
+    assert int(passed.group(1)) > 0, output[-6000:]
 
 
 def test_settings_have_title_description_default():
