@@ -160,18 +160,26 @@ def start_dashboard(
     finally:
         log.close()
     server = DashboardServer(process, port, token)
+    try:
+        _wait_until_listening(server, log_path)
+    except BaseException:
+        # Also on Ctrl-C while waiting: the caller has no server to stop yet.
+        server.stop()
+        raise
+    logger.info("dashboard serving on 127.0.0.1:%s, pid %s", port, process.pid)
+    return server
+
+
+def _wait_until_listening(server: DashboardServer, log_path: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while not _port_open(port):
-        if process.poll() is not None:
+    while not _port_open(server.port):
+        if server.process.poll() is not None:
             raise LinksightError(
-                f"Voila exited with status {process.returncode}; see {log_path}"
+                f"Voila exited with status {server.process.returncode}; see {log_path}"
             )
         if time.monotonic() > deadline:
-            server.stop()
             raise LinksightError(
-                f"Voila did not listen on 127.0.0.1:{port} within "
+                f"Voila did not listen on 127.0.0.1:{server.port} within "
                 f"{START_TIMEOUT_SECONDS:g} s; see {log_path}"
             )
         time.sleep(0.2)
-    logger.info("dashboard serving on 127.0.0.1:%s, pid %s", port, process.pid)
-    return server
