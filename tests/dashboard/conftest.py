@@ -133,6 +133,8 @@ def open_dashboard(browser, dashboard_server, blocked_hosts):
     """
     pages = {}
     contexts = []
+    # The Content-Security-Policy header of each profile's page.
+    policies: dict[str, str] = {}
 
     def open_as(profile: str):
         if profile in pages:
@@ -143,11 +145,14 @@ def open_dashboard(browser, dashboard_server, blocked_hosts):
         contexts.append(context)
         page = context.new_page()
         page.route("**/*", _loopback_only(blocked_hosts))
-        page.goto(dashboard_server.url_for(profile))
+        response = page.goto(dashboard_server.url_for(profile))
+        policies[profile] = response.headers.get("content-security-policy", "")
         # Voila shows "Loading widget..." until the kernel has built them.
         page.get_by_role("tab", name="Approval queue").wait_for(timeout=90_000)
         pages[profile] = page
         return page
+
+    open_as.policies = policies
 
     try:
         yield open_as
