@@ -12,10 +12,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 
 from linksight_kernel.cli import HubUrl, Profile, _client, _fail, _print_frame, _run
+from linksight_kernel.dashboard.views import audit_csv, filter_audit
 from linksight_kernel.requests import organisation_table
 
 requests_app = typer.Typer(help="List, inspect, approve and reject requests.")
@@ -102,29 +102,6 @@ def reject_request(
     typer.echo(f"rejected; {request}")
 
 
-def _filtered_audit(
-    frame: pd.DataFrame,
-    user: str | None,
-    organisation: str | None,
-    event: str | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> pd.DataFrame:
-    if user is not None:
-        frame = frame[frame["user"] == user]
-    if organisation is not None:
-        frame = frame[frame["organisation"] == organisation]
-    if event is not None:
-        frame = frame[frame["event"].str.startswith(event)]
-    times = pd.to_datetime(frame["time"], utc=True)
-    if since is not None:
-        frame = frame[times >= pd.Timestamp(since).tz_localize("UTC")]
-        times = pd.to_datetime(frame["time"], utc=True)
-    if until is not None:
-        frame = frame[times < pd.Timestamp(until).tz_localize("UTC")]
-    return frame
-
-
 AuditRequest = Annotated[
     int | None, typer.Option("--request", help="Only records about this request.")
 ]
@@ -157,7 +134,7 @@ def show_audit(
     """Print the hub's audit records, oldest first, with optional filters."""
     with _client(hub_url, profile) as client:
         frame = _run(lambda: client.audit(request))
-    frame = _filtered_audit(frame, user, organisation, event, since, until)
+    frame = filter_audit(frame, user, organisation, event, since, until)
     if frame.empty:
         typer.echo("no audit records match")
         return
@@ -180,12 +157,8 @@ def export_audit(
     """Write the hub's audit records to a CSV file, hashes included."""
     with _client(hub_url, profile) as client:
         frame = _run(lambda: client.audit(request))
-    frame = _filtered_audit(frame, user, organisation, event, since, until).copy()
-    for column in ("objects", "details"):
-        frame[column] = frame[column].map(
-            lambda value: json.dumps(value, sort_keys=True)
-        )
-    frame.to_csv(out, index=False)
+    frame = filter_audit(frame, user, organisation, event, since, until)
+    out.write_text(audit_csv(frame), encoding="utf-8")
     typer.echo(f"wrote {len(frame)} audit records to {out}")
 
 
