@@ -311,30 +311,40 @@ class _PanelHandler(APIHandler):
 
 
 class StatusHandler(_PanelHandler):
+    """GET /linksight/status: the hub connection and the user."""
+
     @web.authenticated
     async def get(self) -> None:
         await self._reply(self.hub.status())
 
 
 class CollaborationsHandler(_PanelHandler):
+    """GET /linksight/collaborations: the user's collaborations."""
+
     @web.authenticated
     async def get(self) -> None:
         await self._reply(self.hub.collaborations())
 
 
 class DatasetsHandler(_PanelHandler):
+    """GET /linksight/collaborations/NAME/datasets: the schemas."""
+
     @web.authenticated
     async def get(self, collaboration: str) -> None:
         await self._reply(self.hub.datasets(collaboration))
 
 
 class BudgetHandler(_PanelHandler):
+    """GET /linksight/collaborations/NAME/budget: the user's budget."""
+
     @web.authenticated
     async def get(self, collaboration: str) -> None:
         await self._reply(self.hub.budget(collaboration))
 
 
 class RequestsHandler(_PanelHandler):
+    """GET /linksight/requests: the user's own requests."""
+
     @web.authenticated
     async def get(self) -> None:
         await self._reply(self.hub.requests())
