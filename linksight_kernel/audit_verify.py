@@ -2,10 +2,10 @@
 
 The hub's chain is read from the hub and verified here, not by the hub: a
 hub that rewrote its history would also report it intact. Its records are
-compared with the checkpoints the stations signed (the hub's copies and,
+compared with the checkpoints the stations signed: the hub's copies and,
 with a station's config, the station's own copies under the station's own
-key), and each station's chain with the heads of it recorded in the hub's
-chain. See :mod:`linksight.checkpoints` for what each check detects.
+key. Each station's chain is compared with the heads of it that the hub
+recorded in its chain. See :mod:`linksight.checkpoints` for what each check detects.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class AuditVerification:
         return not self.findings
 
     def broken(self, chain: str) -> bool:
-        """Whether any finding concerns `chain`, "hub" or a station's name."""
+        """Return whether any finding concerns `chain`, "hub" or a station's name."""
         return any(finding.chain == chain for finding in self.findings)
 
     def add(self, findings: list[AuditFinding]) -> None:

@@ -9,6 +9,7 @@ Example::
     hub_url = "http://127.0.0.1:8700"
     hub_public_key = "base64..."        # from `linksight hub public-key`
     token_file = "station.token"        # or set LINKSIGHT_STATION_TOKEN
+    checkpoint_seconds = 60             # co-sign the hub's audit chain this often
     hub_ca_certificate = "ca.crt"       # for an https hub_url; optional
 
     [mpc]
