@@ -1,9 +1,11 @@
 # Results reach the client sealed to the scientist's result key: the hub
 # relays ciphertext only, the package opens it, and a copy that was altered
-# or sealed to another key is refused.
+# or sealed to another key is refused. One query serves every test here.
+
+sealed_result <- run_query("SELECT count(*) FROM lung GROUP BY sex")
 
 test_that("the hub relays no figure of a released result", {
-  result <- run_query("SELECT count(*) FROM lung GROUP BY sex")
+  result <- sealed_result
   reply <- raw_result(attr(result, "request_id"))
 
   expect_equal(reply$sealed$status, "released")
@@ -19,7 +21,7 @@ test_that("the hub relays no figure of a released result", {
 })
 
 test_that("a result sealed to another key is refused", {
-  result <- run_query("SELECT count(*) FROM lung GROUP BY sex")
+  result <- sealed_result
   other_key <- tempfile("other-result-key-")
   other <- lks_connect(hub_url, test_network$connection$scientist$token,
                        result_key = other_key)
@@ -32,7 +34,7 @@ test_that("a result sealed to another key is refused", {
 })
 
 test_that("an altered ciphertext fails authentication", {
-  result <- run_query("SELECT count(*) FROM lung GROUP BY sex")
+  result <- sealed_result
   relayed <- raw_result(attr(result, "request_id"))$sealed
   sealed <- jsonlite::base64_dec(relayed$ciphertexts[[2]])
   sealed[60] <- xor(sealed[60], as.raw(1))
