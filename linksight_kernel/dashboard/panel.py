@@ -62,6 +62,7 @@ TABLE_STYLE = """
 .ls-request-detail p, .ls-request-preview p { margin: 4px 0; }
 .ls-request-detail ul, .ls-request-preview ul { margin: 2px 0 6px 0; }
 .ls-request-preview { padding-left: 16px; }
+a.ls-download-link { color: #1565c0; text-decoration: underline; }
 .ls-ok { color: #2e7d32; font-weight: bold; }
 .ls-bad { color: #c62828; font-weight: bold; }
 </style>

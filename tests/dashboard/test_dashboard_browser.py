@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import expect
 from typer.testing import CliRunner
 
+import linksight
 from linksight.cli import app
 from linksight.network import lung_data
 from linksight_kernel.client import Client
@@ -91,6 +92,24 @@ def test_approval_in_dashboard_completes(steward_network, open_dashboard):
         result = scientist.outcome(scientist.request(request.id))
     pooled = lung_data().groupby("sex").size()
     assert result.df["count(*)"].tolist() == pooled.tolist()
+
+
+def test_collaboration_tab_shows_health(steward_network, open_dashboard):
+    page = open_dashboard("steward-a")
+    panel = _tab(page, "Collaboration", "ls-tab-collaboration")
+    panel.locator("button.ls-refresh-collaboration").click()
+    stations = panel.locator(".ls-stations")
+    expect(stations).to_contain_text("3 of 3 stations online", timeout=WAIT_MS)
+    rows = stations.locator("tbody tr")
+    datasets = panel.locator(".ls-datasets")
+
+    expect(rows).to_have_count(3)
+    for index, station in enumerate(steward_network.stations):
+        cells = rows.nth(index).locator("td").all_inner_texts()
+        assert cells[:3] == [station.name, station.organisation, "online"]
+        assert cells[5] == linksight.__version__
+    expect(datasets).to_contain_text("lung: 10 columns, 3 stations")
+    expect(datasets).to_contain_text("ECOG performance score")
 
 
 def test_rejection_reason_reaches_scientist(steward_network, open_dashboard):

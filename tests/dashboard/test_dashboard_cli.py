@@ -80,7 +80,13 @@ def test_dashboard_prints_url_and_stops(steward_network, tmp_path):
         env=dict(os.environ),
     )
     try:
-        first_line = process.stdout.readline()
+        # The client may log a warning first, such as about its result key.
+        lines = []
+        while not lines or not lines[-1].startswith("stewards' dashboard"):
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
         listening = _listening(port)
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=30)
@@ -89,8 +95,8 @@ def test_dashboard_prints_url_and_stops(steward_network, tmp_path):
             process.kill()
             process.wait()
 
-    url = re.search(r"http://127\.0\.0\.1:(\d+)/\?token=[0-9a-f]{48}", first_line)
-    assert first_line.startswith("stewards' dashboard, signed in as steward-b: ")
+    url = re.search(r"http://127\.0\.0\.1:(\d+)/\?token=[0-9a-f]{48}", lines[-1])
+    assert lines[-1].startswith("stewards' dashboard, signed in as steward-b: ")
     assert url is not None
     assert int(url.group(1)) == port
     assert listening
