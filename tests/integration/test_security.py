@@ -22,6 +22,7 @@ from linksight.network import LocalNetwork, covid_waiting_lists, lung_data
 from linksight.result_encryption import ResultDecryptionError, open_result
 from linksight_kernel import Client, ConfigError
 from linksight_kernel import ResultDecryptionError as Refused
+from station.hub_client import HubError, StationHubClient
 
 QUERY = "SELECT count(*) FROM lung GROUP BY sex"
 OVERLAP = "SELECT overlap(subject_id) FROM covid AT ('station-a', 'station-b')"
@@ -99,6 +100,20 @@ def test_client_with_other_ca_refused(network, tmp_path):
 
     assert "did not verify" in str(refused.value)
     assert "LINKSIGHT_CA_CERT" in str(refused.value)
+
+
+def test_station_with_other_ca_refused(network, tmp_path):
+    other = CertificateAuthority.create(tmp_path / "other-ca", "other")
+    token = (network.stations[0].config_path.parent / "station.token").read_text()
+    other_ca = other.certificate_path
+    hub = StationHubClient(network.hub_url, token, ca_certificate=other_ca)
+
+    with pytest.raises(HubError) as refused:
+        hub.tasks()
+    hub.close()
+
+    assert "did not verify" in str(refused.value)
+    assert "hub_ca_certificate" in str(refused.value)
 
 
 def test_hub_database_holds_no_figure(network, released):
