@@ -6,10 +6,11 @@
 
     steward_dashboard()        # in notebooks/dashboards/steward_dashboard.ipynb
 
-Four tabs: the collaboration (members, stations and their health, dataset
-schemas), its rules (the version in force, proposals, history), the
-approval queue (each request in plain words with a preview of what it would
-reveal) and the audit trail (filters, chain verification, CSV export).
+It has four tabs. Collaboration shows the members, the stations and their
+health, and the dataset schemas. Rules shows the version in force, the
+proposals and the history. The approval queue shows each request in plain
+words with a preview of what it would reveal. The audit trail has filters,
+chain verification and a CSV export.
 
 It connects like the command line: the hub URL and token from
 LINKSIGHT_HUB_URL and LINKSIGHT_TOKEN or the config file, and a profile of

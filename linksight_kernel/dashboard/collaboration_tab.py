@@ -12,7 +12,7 @@ from linksight_kernel.dashboard.views import ONLINE_SECONDS, station_health
 
 
 class CollaborationPanel(Panel):
-    """Who takes part in the collaboration, which stations run, which data."""
+    """The collaboration's members, their stations' health and the datasets."""
 
     title = "Collaboration"
 

@@ -60,7 +60,7 @@ def requests_by_state(requests: list[Request]) -> bytes:
 def budget_use(rows: list[tuple[str, int, int | None]]) -> bytes:
     """Draw each scientist's requests in the budget period against the limit.
 
-    `rows` holds ``(scientist, used, limit)``; a limit of None means none.
+    Each of `rows` is ``(scientist, used, limit)``; a limit of None means none.
     """
     figure = Figure(figsize=(5.2, 2.8))
     axes = figure.subplots()
