@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from linksight_kernel.config import (
+    ENV_CA_CERT,
     ENV_CONFIG,
     ENV_HUB_URL,
+    ENV_RESULT_KEY,
     ENV_TOKEN,
     read_config,
     resolve_connection,
@@ -122,3 +126,49 @@ def test_missing_config_variable_target(clean_environment, monkeypatch, tmp_path
         f"LINKSIGHT_CONFIG names {missing}, which does not exist; correct the "
         "variable or unset it"
     )
+
+
+def test_result_key_beside_config_file(config_file, monkeypatch):
+    monkeypatch.delenv(ENV_RESULT_KEY, raising=False)
+
+    connection = resolve_connection(path=config_file)
+
+    assert connection.result_key_path == config_file.parent / "result.key"
+
+
+def test_result_key_from_environment(config_file, monkeypatch, tmp_path):
+    monkeypatch.setenv(ENV_RESULT_KEY, str(tmp_path / "elsewhere.key"))
+
+    connection = resolve_connection(path=config_file)
+
+    assert connection.result_key_path == tmp_path / "elsewhere.key"
+
+
+def test_result_key_without_config_in_home(clean_environment, monkeypatch, tmp_path):
+    monkeypatch.delenv(ENV_RESULT_KEY, raising=False)
+
+    connection = resolve_connection("http://127.0.0.1:8700", "token")
+
+    expected = tmp_path / "home" / ".config" / "linksight" / "result.key"
+    assert connection.result_key_path == expected
+
+
+def test_missing_ca_certificate_invalid(config_file, monkeypatch, tmp_path):
+    monkeypatch.setenv(ENV_CA_CERT, str(tmp_path / "missing-ca.crt"))
+
+    with pytest.raises(ConfigError) as error:
+        resolve_connection(path=config_file)
+
+    assert "missing-ca.crt" in str(error.value)
+    assert "does not exist" in str(error.value)
+
+
+def test_ca_certificate_from_config_file(tmp_path, clean_environment, monkeypatch):
+    monkeypatch.delenv(ENV_CA_CERT, raising=False)
+    (tmp_path / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+    path = tmp_path / "client.toml"
+    write_config(path, "https://127.0.0.1:8700", "token", ca_certificate=Path("ca.crt"))
+
+    connection = resolve_connection(path=path)
+
+    assert connection.ca_certificate == tmp_path / "ca.crt"
