@@ -92,8 +92,15 @@ def test_dashboard_prints_url_and_stops(steward_network, tmp_path):
         rest, _ = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
+            # Voila runs in its own session, so it is stopped by itself.
+            voila = psutil.Process(process.pid).children(recursive=True)
             process.kill()
             process.wait()
+            for child in voila:
+                try:
+                    child.kill()
+                except psutil.NoSuchProcess:
+                    continue
 
     url = re.search(r"http://127\.0\.0\.1:(\d+)/\?token=[0-9a-f]{48}", lines[-1])
     assert lines[-1].startswith("stewards' dashboard, signed in as steward-b: ")
