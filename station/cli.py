@@ -41,7 +41,7 @@ def serve(
     logging.getLogger("httpx").setLevel(logging.WARNING)
     station_config = _load(config)
     try:
-        daemon = StationDaemon(station_config)
+        daemon = StationDaemon(station_config, config_path=Path(config))
     except ConfigError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error

@@ -109,6 +109,38 @@ class LocalPolicy(BaseModel):
     max_mpc_seconds: float = Field(default=300.0, gt=0)
 
 
+class FlowerSection(BaseModel):
+    """This station's Flower SuperNode, for federated training."""
+
+    superlink: str | None = Field(
+        default=None,
+        description="the SuperLink's Fleet API address as host:port; no "
+        "SuperNode runs without it",
+    )
+    root_certificates: Path | None = Field(
+        default=None, description="the CA certificate that signed the SuperLink's"
+    )
+    auth_key: Path | None = Field(
+        default=None,
+        description="EC private key the SuperNode authenticates with; its public "
+        "key must be registered at the SuperLink",
+    )
+    insecure: bool = Field(
+        default=False,
+        description="dial the SuperLink without TLS; only for test networks",
+    )
+    run_timeout_seconds: float = Field(
+        default=900.0, gt=0, description="longest a training run may take here"
+    )
+    stage_timeout_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="seconds the ServerApp waits for every station's reply to "
+        "one message of an exchange, for runs this station starts; a station "
+        "that has not replied by then is named and the run fails",
+    )
+
+
 class DatasetEntry(BaseModel):
     """A dataset this station offers, its schema file and collaborations."""
 
@@ -123,6 +155,7 @@ class StationConfig(BaseModel):
     station: StationSection
     mpc: MpcSection = MpcSection()
     policy: LocalPolicy = LocalPolicy()
+    flower: FlowerSection | None = None
     datasets: list[DatasetEntry] = []
 
     def token(self) -> str:
@@ -201,8 +234,24 @@ def load_config(path: str | Path) -> StationConfig:
             "ca_certificate in [mpc] (create the key and request with `linksight "
             "station csr`), or set allow_plaintext = true on a test network"
         )
+    if config.flower is not None:
+        _resolve_flower(config.flower, base, path)
     if not missing:
         mpc.certificate = base / mpc.certificate  # type: ignore[operator]
         mpc.key = base / mpc.key  # type: ignore[operator]
         mpc.ca_certificate = base / mpc.ca_certificate  # type: ignore[operator]
     return config
+
+
+def _resolve_flower(section: FlowerSection, base: Path, path: Path) -> None:
+    if section.superlink is None:
+        return
+    if section.root_certificates is None and not section.insecure:
+        raise ConfigError(
+            f"station config {path}: [flower] needs root_certificates, the CA "
+            "certificate of the SuperLink, or insecure = true on a test network"
+        )
+    if section.root_certificates is not None:
+        section.root_certificates = base / section.root_certificates
+    if section.auth_key is not None:
+        section.auth_key = base / section.auth_key

@@ -13,6 +13,7 @@ import logging
 import signal
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 
 import linksight
@@ -22,6 +23,7 @@ from station.hub_client import HubError, StationHubClient
 from station.ledger import StationLedger
 from station.runner import TaskRunner
 from station.store import DatasetStore
+from station.supernode import SuperNodeSupervisor
 
 logger = logging.getLogger("linksight.station")
 
@@ -32,7 +34,7 @@ REGISTER_SECONDS = 30.0
 class StationDaemon:
     """One station's long-running process."""
 
-    def __init__(self, config: StationConfig):
+    def __init__(self, config: StationConfig, config_path: Path | None = None):
         self.config = config
         self.store = DatasetStore(config.station.state_dir)
         self.ledger = StationLedger(config.station.state_dir)
@@ -44,6 +46,14 @@ class StationDaemon:
         self.runner = TaskRunner(config, self.store, self.ledger, self.hub)
         self.checkpointer = Checkpointer(config, self.ledger, self.hub)
         self.stopping = threading.Event()
+        # A training run in progress stops waiting when the daemon stops.
+        self.runner.stopping = self.stopping
+        self.supernode: SuperNodeSupervisor | None = None
+        flower = config.flower
+        if flower is not None and flower.superlink is not None:
+            if config_path is None:
+                raise ValueError("a station with a [flower] section needs its path")
+            self.supernode = SuperNodeSupervisor(config, config_path)
 
     def register(self) -> None:
         """Publish the MPC endpoint and the schemas of imported datasets."""
@@ -80,6 +90,8 @@ class StationDaemon:
             role="station",
             outcome="success",
         )
+        if self.supernode is not None:
+            self.supernode.start()
         delay = self.config.station.poll_seconds
         next_register = 0.0
         next_checkpoint = 0.0
@@ -112,6 +124,8 @@ class StationDaemon:
             role="station",
             outcome="success",
         )
+        if self.supernode is not None:
+            self.supernode.stop()
         self.hub.close()
         logger.info("station %s stopped", name)
 

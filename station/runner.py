@@ -11,11 +11,13 @@ reported to the hub, which fails the request for every station.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ from pydantic import ValidationError
 from linksight import signing
 from linksight.result_encryption import fingerprint, seal_result
 from linksight.rules import CollaborationRules, check_query
+from linksight.signing import canonical_json
 from linksight.tasks import TaskSpec
 from station import logistic, regression
 from station.aggregates import (
@@ -57,6 +60,8 @@ from station.regression import (
 )
 from station.result import build_result
 from station.store import DatasetStore, DatasetVersion
+from station.training import build_training_design
+from station.training_run import TrainingFailed, run_training
 
 logger = logging.getLogger("linksight.station")
 
@@ -85,6 +90,9 @@ class PreparedTask:
     summary: str
     # Called with the party output and the result once the result is built.
     after_result: Callable[[dict[str, Any], dict[str, Any]], None] | None = None
+    # Runs the task in place of an MPC party (training runs under Flower) and
+    # returns the output that build_result receives.
+    run: Callable[[], dict[str, Any]] | None = None
 
 
 class TaskRunner:
@@ -102,6 +110,8 @@ class TaskRunner:
         self.ledger = ledger
         self.hub = hub
         self.hub_key = signing.parse_public_key(config.station.hub_public_key)
+        # Set when the station daemon stops; a training run then stops waiting.
+        self.stopping = threading.Event()
 
     def _audit(self, event: str, outcome: str, task: dict[str, Any], **details: Any):
         # The NEN 7513 user of a task is the scientist on whose behalf this
@@ -146,7 +156,7 @@ class TaskRunner:
 
         try:
             task = self._verify(signed)
-            prepared = self._prepare(task)
+            prepared = self._prepare(task, signed)
         except TaskRefused as refusal:
             logger.warning("task %s refused: %s", task_id, refusal)
             self._audit("task_refused", "refused", raw_task, reason=str(refusal))
@@ -158,7 +168,10 @@ class TaskRunner:
         self._report(task_id, "started")
         started = time.monotonic()
         try:
-            output = self._run_party(prepared)
+            if prepared.run is not None:
+                output = prepared.run()
+            else:
+                output = self._run_party(prepared)
         except TaskFailed as failure:
             logger.error("task %s failed: %s", task_id, failure)
             self._audit("task_failed", "failure", raw_task, error=str(failure))
@@ -233,8 +246,10 @@ class TaskRunner:
         except ValidationError as error:
             raise TaskRefused(f"the task is malformed: {error}") from error
 
-    def _prepare(self, task: TaskSpec) -> PreparedTask:
+    def _prepare(self, task: TaskSpec, signed: dict[str, Any]) -> PreparedTask:
         current = self._check_policy(task)
+        if task.query.kind == "train":
+            return self._prepare_training(task, signed, current)
         if task.query.kind == "overlap":
             return self._prepare_overlap(task, current)
         if task.query.kind == "ols":
@@ -411,6 +426,38 @@ class TaskRunner:
             lambda output: build_model_result(task, design, output),
             f"logit with {design.parameters} parameters, "
             f"f={logistic_input['fraction_bits']}",
+        )
+
+    def _prepare_training(
+        self, task: TaskSpec, signed: dict[str, Any], current: DatasetVersion
+    ) -> PreparedTask:
+        try:
+            build_training_design(task.query, current.schema)
+        except Exception as error:  # a formula the local schema cannot lay out
+            raise TaskRefused(f"local computation failed: {error}") from error
+
+        def run() -> dict[str, Any]:
+            try:
+                result = run_training(
+                    self.config, self.hub, task, signed, current.schema, self.stopping
+                )
+            except TrainingFailed as failure:
+                raise TaskFailed(str(failure)) from failure
+            return {"ok": True, "result": result}
+
+        def build(output: dict[str, Any]) -> dict[str, Any]:
+            result = dict(output["result"])
+            result["sha256"] = hashlib.sha256(canonical_json(result)).hexdigest()
+            return result
+
+        training = task.query.training
+        assert training is not None
+        return PreparedTask(
+            task,
+            {},
+            build,
+            f"train {training.family}, {training.rounds} round(s)",
+            run=run,
         )
 
     def _prepare_overlap(self, task: TaskSpec, current: DatasetVersion) -> PreparedTask:

@@ -196,3 +196,32 @@ def test_train_not_allowed(schema):
     violation = check_query(spec, schema, rules, 3)
     assert violation is not None
     assert violation.rule == "allowed_analyses"
+
+
+def test_heart_logistic_matches_pooled(tmp_path):
+    from linksight.network import HEART_STATIONS, heart_data, heart_schema_path
+
+    schema = load_schema(heart_schema_path())
+    frame = heart_data()
+    paths = []
+    for station, (hospital, _) in HEART_STATIONS.items():
+        path = tmp_path / f"{station}.parquet"
+        frame[frame["dataset"] == hospital].to_parquet(path)
+        paths.append(path)
+    query = (
+        "SELECT train(logistic, exang ~ age + C(sex) + thalch + oldpeak + C(cp)) "
+        "FROM heart"
+    )
+    spec = parse_query(query, {"heart": schema})
+    design = build_training_design(spec, schema)
+    stations = [load_rows(spec, design, path) for path in paths]
+    hyper = federated.check_hyperparameters("logistic", {})
+    theta, history = _federate("logistic", stations, hyper, rounds=6)
+    x = np.vstack([s[0] for s in stations])
+    y = np.concatenate([s[1] for s in stations])
+    pooled = sm.GLM(y, x, family=sm.families.Binomial()).fit()
+    scales = np.array(design.scales)
+    assert history[-1].n == len(y) == 857
+    np.testing.assert_allclose(theta / scales, pooled.params / scales, atol=1e-6)
+    predicted = pooled.predict(x) >= 0.5
+    assert history[-1].accuracy == pytest.approx(np.mean(predicted == (y == 1)))
