@@ -7,6 +7,8 @@ A query reads like SQL::
     SELECT overlap(subject_id) FROM covid AT ('station-a', 'station-b') GROUP BY result
     SELECT ols(time ~ age + C(sex) + ph.karno) FROM lung WHERE ph.ecog <= 2
     SELECT logit((num > 0) ~ age + C(sex) + (cp == 'asymptomatic')) FROM heart
+    SELECT km(time, status == 2) FROM lung GROUP BY sex
+    SELECT logrank(time, status == 2) FROM lung GROUP BY sex
 
 Column names may contain dots (``wt.loss``); a name that clashes with a
 keyword is written in backticks. Filters combine comparisons with ``and``,
@@ -31,6 +33,11 @@ A condition in parentheses, such as ``(cp == 'asymptomatic')`` or
 ``logit(y ~ ...)`` fits a logistic regression by maximum likelihood; its
 response is a condition, such as ``(num > 0)`` or ``(sex == 'Male')``, or
 an integer column declared from 0 to 1.
+
+``km(time, event)`` estimates the survival curve by Kaplan-Meier from an
+integer time column and an event condition (rows where it does not hold are
+censored), one curve per group with GROUP BY. ``logrank(time, event)``
+tests whether the GROUP BY column's groups have the same survival.
 
 The parser builds a :class:`QuerySpec`, a restricted tree that stations turn
 into SQL with bound parameters. Nothing in a query is ever evaluated as
@@ -148,6 +155,20 @@ Not.model_rebuild()
 
 Indicator = Annotated[Comparison | InList, Field(discriminator="type")]
 
+SURVIVAL_FUNCTIONS: tuple[str, ...] = ("km", "logrank")
+
+
+class SurvivalSpec(BaseModel):
+    """The follow-up time column and the event condition of a survival query."""
+
+    time: str
+    event: Indicator
+
+    @property
+    def text(self) -> str:
+        """The arguments as written, such as ``time, status == 2``."""
+        return f"{_name(self.time)}, {_format_filter(self.event, top=True)}"
+
 
 class ModelTerm(BaseModel):
     """One term on the right of a formula: a numeric column, ``C(column)``, or
@@ -218,15 +239,16 @@ class QuerySpec(BaseModel):
     """
 
     dataset: str
-    kind: Literal["aggregate", "crosstab", "overlap", "ols", "logit", "train"] = (
-        "aggregate"
-    )
+    kind: Literal[
+        "aggregate", "crosstab", "overlap", "ols", "logit", "km", "logrank", "train"
+    ] = "aggregate"
     aggregates: list[Aggregate] = []
     group_by: list[str] = []
     where: Filter | None = None
     identifier: str | None = None
     lists: list[str] = []
     model: ModelSpec | None = None
+    survival: SurvivalSpec | None = None
     training: TrainingSpec | None = None
 
     @model_validator(mode="after")
@@ -247,6 +269,20 @@ class QuerySpec(BaseModel):
                 )
         elif self.model is not None:
             raise ValueError(f"a {self.kind} query takes no model")
+        elif self.kind in SURVIVAL_FUNCTIONS:
+            if (
+                self.survival is None
+                or self.aggregates
+                or self.identifier is not None
+                or self.lists
+                or len(self.group_by) > 1
+            ):
+                raise ValueError(
+                    f"a {self.kind} query has a time and an event, at most one "
+                    "GROUP BY column, and no statistics, identifier or AT list"
+                )
+            if self.kind == "logrank" and not self.group_by:
+                raise ValueError("a logrank query compares the groups of GROUP BY")
         elif self.kind == "overlap":
             if self.identifier is None or self.aggregates:
                 raise ValueError(
@@ -281,6 +317,9 @@ class QuerySpec(BaseModel):
                 if term.condition is not None:
                     use = "filter"
                 uses.setdefault(term.column, set()).add(use)
+        if self.survival is not None:
+            uses.setdefault(self.survival.time, set()).add("output")
+            uses.setdefault(self.survival.event.column, set()).add("filter")
         if self.identifier is not None:
             uses.setdefault(self.identifier, set()).add("link")
         for aggregate in self.aggregates:
@@ -447,6 +486,7 @@ class _Parser:
         self.literals: list[tuple[str, Literal_, int]] = []
         self.crosstab_positions: list[int] = []
         self.model: ModelSpec | None = None
+        self.survival: SurvivalSpec | None = None
         self.training: TrainingSpec | None = None
 
     # Token helpers
@@ -587,6 +627,18 @@ class _Parser:
                 group_positions.append(self.current.position)
                 group_by.append(self.column_name("group_by"))
         self.check_end()
+        if kind in SURVIVAL_FUNCTIONS and len(group_by) > 1:
+            raise QueryError(
+                f"{kind}(...) takes one GROUP BY column, whose groups get their own "
+                "curves: remove the others, or select one group with WHERE",
+                group_positions[1],
+                self.text,
+            )
+        if kind == "logrank" and not group_by:
+            raise self.error(
+                "logrank(time, event) compares the survival of groups: add GROUP "
+                "BY with the column that forms them, as in GROUP BY sex"
+            )
         identifier = None
         if kind == "crosstab":
             group_by = crosstab_columns
@@ -611,6 +663,7 @@ class _Parser:
             identifier=identifier,
             lists=lists,
             model=self.model,
+            survival=self.survival,
             training=self.training,
         )
 
@@ -841,6 +894,30 @@ class _Parser:
                 self.model = self.formula(name)
                 self.expect_close(opening, f"after {name}")
                 kind = name
+            elif name in SURVIVAL_FUNCTIONS or kind in SURVIVAL_FUNCTIONS:
+                if aggregates or crosstab_columns or kind != "aggregate":
+                    raise self.error(
+                        f"{kind if kind in SURVIVAL_FUNCTIONS else name}(...) must "
+                        "be the only item after SELECT",
+                        token,
+                    )
+                opening = self.expect_punct("(")
+                time = self.column_name("output")
+                if not self.at_punct(","):
+                    raise self.error(
+                        f"expected ',' and an event condition after {time!r}, as "
+                        f"in {name}(time, status == 2)"
+                    )
+                self.advance()
+                event = self.condition()
+                if not isinstance(event, (Comparison, InList)):
+                    raise self.error(
+                        "the event is a condition such as status == 2 or status "
+                        "IN (2, 3); rows where it does not hold are censored"
+                    )
+                self.expect_close(opening, f"after {name}")
+                self.survival = SurvivalSpec(time=time, event=event)
+                kind = name
             elif name == "overlap" or kind == "overlap":
                 if aggregates or crosstab_columns or name != "overlap":
                     raise self.error(
@@ -897,6 +974,7 @@ class _Parser:
                     )
                 if name not in AGGREGATE_FUNCTIONS:
                     known = list(AGGREGATE_FUNCTIONS) + ["crosstab", "overlap"]
+                    known += list(SURVIVAL_FUNCTIONS)
                     known += [*MODEL_FUNCTIONS, TRAIN_FUNCTION]
                     raise self.error(
                         f"unknown function {token.text!r}"
@@ -1173,6 +1251,8 @@ def format_query(spec: QuerySpec) -> str:
         select = (
             f"train({training.family}, {spec.model.formula}, {', '.join(settings)})"
         )
+    elif spec.survival is not None:
+        select = f"{spec.kind}({spec.survival.text})"
     elif spec.model is not None:
         select = f"{spec.kind}({spec.model.formula})"
     else:

@@ -14,7 +14,16 @@ from pydantic import BaseModel, Field
 from linksight.query import QuerySpec
 from linksight.schema import DatasetSchema
 
-ANALYSES = ("aggregate", "crosstab", "overlap", "ols", "logit", "train")
+ANALYSES = (
+    "aggregate",
+    "crosstab",
+    "overlap",
+    "ols",
+    "logit",
+    "km",
+    "logrank",
+    "train",
+)
 
 
 class CollaborationRules(BaseModel):
@@ -175,6 +184,15 @@ def check_query(
         violation = _check_binary_response(spec, schema)
         if violation is not None:
             return violation
+    if spec.survival is not None:
+        time = schema.column(spec.survival.time)
+        if time.type != "integer" or (time.min or 0) < 0:
+            return RuleViolation(
+                "survival_time",
+                f"column {time.name!r} is not a follow-up time: {spec.kind}() "
+                "needs an integer column declared with min >= 0, such as days "
+                "since diagnosis",
+            )
     cells = 1
     for column in spec.group_by:
         cells *= len(schema.column(column).levels or [])

@@ -73,8 +73,13 @@ class Result:
     def statistics(self) -> list[str]:
         """The statistic columns, such as ``count(*)`` and ``mean(age)``."""
         columns = self.document.get("columns", [])
-        # A model's rows are named by the term column, as groups are by theirs.
-        keys = [*self.group_by, "term"] if self.is_model else self.group_by
+        # A model's rows are named by the term column, as groups are by theirs;
+        # a survival curve's by its group and time, a test's by its name.
+        keys = self.group_by
+        if self.is_model:
+            keys = [*self.group_by, "term"]
+        elif self.is_survival:
+            keys = [*self.group_by, "time", "test"]
         return [c for c in columns if c not in keys and not c.endswith(".n")]
 
     @property
@@ -86,7 +91,26 @@ class Result:
         frame = pd.DataFrame(rows, columns=columns)
         if self.is_model and "term" in frame:
             return frame.set_index("term")
+        if self.is_survival:
+            keys = [c for c in [*self.group_by, "time", "test"] if c in frame]
+            if self.document.get("kind") == "logrank":
+                keys = ["test"] if "test" in frame else []
+            return frame.set_index(keys) if keys else frame
         return frame.set_index(self.group_by) if self.group_by else frame
+
+    @property
+    def is_survival(self) -> bool:
+        """Whether the result is a Kaplan-Meier curve or a log-rank test."""
+        return self.document.get("kind") in ("km", "logrank")
+
+    @property
+    def survival(self) -> dict[str, Any]:
+        """A survival result's medians (km), n per group and cut; empty otherwise.
+
+        The cut is the last day on which every group had the minimum count
+        of persons at risk: the released curve ends there.
+        """
+        return dict(self.document.get("survival") or {})
 
     @property
     def is_model(self) -> bool:
@@ -118,6 +142,16 @@ class Result:
         on the model's n.
         """
         table = self.table
+        if self.is_survival and "at_risk" in table:
+            return pd.DataFrame(
+                {column: table["at_risk"] for column in self.statistics},
+                index=table.index,
+            )
+        if self.is_survival:
+            total = sum(self.survival.get("n", {}).values())
+            return pd.DataFrame(
+                {column: total for column in self.statistics}, index=table.index
+            )
         if self.is_model:
             return pd.DataFrame(
                 {column: self.model.get("n") for column in self.statistics},
@@ -190,6 +224,12 @@ class Result:
             model = self.model
             lines.append(f"n = {model.get('n')}, residual df = {model.get('df_resid')}")
             lines.append(self.table.to_string())
+        elif self.released and self.is_survival:
+            summary = self.survival
+            if "median" in summary:
+                lines.append(f"median survival: {summary['median']}")
+            lines.append(f"released up to day {summary.get('cut')}")
+            lines.append(self.table.to_string())
         elif self.released:
             lines.append(self.table.to_string())
         else:
@@ -245,6 +285,14 @@ class Result:
 
         if self.is_model:
             return self._plot_coefficients(ax, **kwargs)
+        if self.document.get("kind") == "logrank":
+            raise ValueError(
+                f"request {self.request_id} is a log-rank test, a single "
+                "statistic with no curve; plot the curves of the same query "
+                "with km(...) instead of logrank(...)"
+            )
+        if self.is_survival:
+            return self._plot_survival(ax, **kwargs)
         column = statistic or self.statistics[0]
         if column not in self.statistics:
             raise ValueError(
@@ -293,6 +341,42 @@ class Result:
         ax.axvline(0.0, color="grey", linewidth=0.8)
         ax.set_yticks(positions, list(frame.index))
         ax.set_xlabel(f"coefficient with 95% interval (n={self.model.get('n')})")
+        ax.set_title(self.query, fontsize="small")
+        ax.figure.tight_layout()
+        return ax
+
+    def _plot_survival(self, ax: Axes | None, **kwargs: Any) -> Axes:
+        """Draw each group's Kaplan-Meier curve as steps, with its 95% band."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 4))
+        frame = pd.DataFrame(self.document.get("rows", []))
+        group = self.group_by[0] if self.group_by else None
+        labels = list(self.survival.get("n", {"": 0}))
+        for label in labels:
+            rows = frame[frame[group].astype(str) == label] if group else frame
+            # Every curve starts at 1 at time 0, before the first event.
+            times = [0, *rows["time"]]
+            name = f"{group} = {label}" if group else "all"
+            (line,) = ax.step(
+                times, [1.0, *rows["survival"]], where="post", label=name, **kwargs
+            )
+            ax.fill_between(
+                times,
+                [1.0, *rows["ci_lower"]],
+                [1.0, *rows["ci_upper"]],
+                step="post",
+                alpha=0.2,
+                color=line.get_color(),
+            )
+        ax.set_ylim(0.0, 1.05)
+        ax.set_xlabel(
+            f"{self.survival.get('time', 'time')} (released up to "
+            f"{self.survival.get('cut')})"
+        )
+        ax.set_ylabel("survival probability")
+        ax.legend()
         ax.set_title(self.query, fontsize="small")
         ax.figure.tight_layout()
         return ax

@@ -37,8 +37,8 @@ from station.regression import DesignLayout, design_rows
 # more than this, the default tolerance of statsmodels' Newton method.
 STEP_TOLERANCE = 1e-8
 # Newton's method converges in 4 to 8 steps on data that do not separate
-# the outcome; a fit still moving after this many steps is reported as not
-# converged and blocked, since diverging coefficients mean separation.
+# the outcome. A fit still moving after this many steps is blocked, because
+# coefficients that keep growing mean that the terms separate the outcome.
 MAX_ITERATIONS = 25
 
 

@@ -143,6 +143,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     from station.secure_logistic import fit_and_release as fit_logistic
     from station.secure_overlap import overlap_and_release
     from station.secure_regression import fit_and_release
+    from station.secure_survival import survival_and_release
 
     _bind_listener(mpc, config["bind_host"])
     lost: set[int] = set()
@@ -176,6 +177,8 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
             result = await fit_and_release(config)
         elif config.get("analysis") == "logit":
             result = await fit_logistic(config)
+        elif config.get("analysis") == "survival":
+            result = await survival_and_release(config)
         else:
             outputs = [SecureOutput(**o) for o in config["outputs"]]
             result = await pool_and_release(

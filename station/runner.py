@@ -31,7 +31,7 @@ from linksight.result_encryption import fingerprint, seal_result
 from linksight.rules import CollaborationRules, check_query
 from linksight.signing import canonical_json
 from linksight.tasks import TaskSpec
-from station import logistic, regression
+from station import logistic, regression, survival
 from station.aggregates import (
     Layout,
     build_layout,
@@ -256,6 +256,8 @@ class TaskRunner:
             return self._prepare_regression(task, current)
         if task.query.kind == "logit":
             return self._prepare_logistic(task, current)
+        if task.query.kind in ("km", "logrank"):
+            return self._prepare_survival(task, current)
         return self._prepare_aggregate(task, current)
 
     def _check_policy(self, task: TaskSpec) -> DatasetVersion:
@@ -407,6 +409,22 @@ class TaskRunner:
             lambda output: build_model_result(task, design, output),
             f"ols with {design.parameters} parameters, "
             f"f={regression_input['fraction_bits']}",
+        )
+
+    def _prepare_survival(
+        self, task: TaskSpec, current: DatasetVersion
+    ) -> PreparedTask:
+        try:
+            table = survival.local_table(task.query, current.schema, current.path)
+        except Exception as error:  # a query the local engine cannot run
+            raise TaskRefused(f"local computation failed: {error}") from error
+        mine = self.config.station.organisation == task.requester_organisation
+        survival_input = survival.party_input(task, current.schema, table, mine)
+        return PreparedTask(
+            task,
+            survival_input,
+            lambda output: survival.build_survival_result(task, current.schema, output),
+            f"{task.query.kind} over {len(table)} time and group lines",
         )
 
     def _prepare_logistic(

@@ -137,7 +137,8 @@ INVALID = [
     (
         "SELECT men(age) FROM lung",
         "unknown function 'men' (did you mean 'mean'?); available: count, sum, "
-        "mean, var, crosstab, overlap, ols, logit, train (column 8)\n"
+        "mean, var, crosstab, overlap, km, logrank, ols, logit, train "
+        "(column 8)\n"
         "  SELECT men(age) FROM lung\n"
         "         ^",
     ),
