@@ -88,6 +88,9 @@ def register_dataset(
 ) -> DatasetRegistration:
     """Record that `station` has `dataset` with `schema`, replacing any earlier one.
 
+    Registering the same schema again changes nothing and writes no audit
+    record.
+
     Raises
     ------
     ApiError
@@ -157,6 +160,12 @@ def register_dataset(
             details={"column": column, "other_station": registration.station.name},
         )
 
+    dumped = schema.model_dump(mode="json")
+    if own is not None and own.schema == dumped:
+        # Stations register their datasets again at every start and every
+        # few seconds after; an unchanged schema is no new event to audit.
+        return own
+
     now = utc_now()
     replaced = own is not None
     if own is None:
@@ -164,12 +173,12 @@ def register_dataset(
             collaboration_id=collaboration.id,
             station_id=station.id,
             name=dataset,
-            schema=schema.model_dump(mode="json"),
+            schema=dumped,
             registered_at=now,
         )
         session.add(own)
     else:
-        own.schema = schema.model_dump(mode="json")
+        own.schema = dumped
         own.registered_at = now
     record(
         session,

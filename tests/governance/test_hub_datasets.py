@@ -81,6 +81,34 @@ def test_reregistration_replaces_schema(network: Network) -> None:
     assert cohort["schema"]["columns"][1]["max"] == 99
 
 
+def test_unchanged_reregistration_not_audited(network: Network) -> None:
+    unchanged = copy.deepcopy(LUNG_SCHEMA)
+    unchanged["name"] = "repeat"
+
+    def register() -> None:
+        network.ok(
+            "PUT",
+            f"/collaborations/{COLLABORATION}/datasets/repeat",
+            network.stations["st-b"],
+            json={"schema": unchanged},
+        )
+
+    def audited() -> list[dict]:
+        records = network.ok("GET", "/audit", network.admin)
+        return [
+            r
+            for r in records
+            if r["event"] == "dataset.registered"
+            and r["objects"].get("dataset") == "repeat"
+        ]
+
+    register()
+    register()
+    register()
+
+    assert [r["outcome"] for r in audited()] == ["registered"]
+
+
 def test_dataset_name_mismatch(network: Network) -> None:
     response = network.call(
         "PUT",
