@@ -24,6 +24,8 @@ PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 def test_every_analysis_has_notebook():
     assert [path.name for path in PATHS] == [
         "descriptive_statistics.ipynb",
+        "regression.ipynb",
+        "survival.ipynb",
         "waiting_list.ipynb",
     ]
 
