@@ -33,10 +33,9 @@ from linksight.signing import canonical_json
 from linksight.tasks import TaskSpec
 from station.aggregates import compile_filter
 
-# Fractional bits of the secure fixed-point numbers (l = 2f). Counts stay
-# below 2^36 (stations x 2^32 rows). Reciprocals are taken only of the
-# tail's counts, at most stations x 250, which 48 bits resolve to about 13
-# significant digits.
+# Fractional bits of the secure fixed-point numbers (l = 2f) that carry the
+# counts. The integer part (f - 1 bits) must hold counts below 2^36
+# (stations x 2^32 rows); the log-rank tail uses its own, smaller numbers.
 FRACTION_BITS = 48
 
 

@@ -2,9 +2,10 @@
 
 A real hub and four stations, one per hospital, with their MPyC parties on
 loopback. The released fit must equal statsmodels' Logit on the pooled rows
-to a relative tolerance of 1e-6 (the issue asks 1e-4; Newton's method stops
-at steps below 1e-10 and the fixed-point numbers carry about 80 fractional
-bits, so a larger gap means a wrong formula, not rounding).
+to a relative tolerance of 1e-6: Newton's method stops after a step below
+1e-8, which leaves an error of about its square, and the fixed-point
+numbers carry 72 fractional bits, so a larger gap means a wrong formula,
+not rounding.
 """
 
 from __future__ import annotations
