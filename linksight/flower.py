@@ -220,6 +220,7 @@ def run_flwr(home: Path, arguments: list[str], timeout: float = 60.0) -> dict[st
     try:
         completed = subprocess.run(
             command,
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=timeout,

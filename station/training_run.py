@@ -32,8 +32,9 @@ logger = logging.getLogger("linksight.station")
 
 # Seconds between checks of the outcome file, the launcher and the hub.
 CHECK_SECONDS = 0.5
-# Seconds between `flwr ls` checks of the run's status at the SuperLink.
-STATUS_CHECK_SECONDS = 10.0
+# Seconds between `flwr ls` checks of the run's status at the SuperLink;
+# each check starts a flwr process, which takes seconds on a busy machine.
+STATUS_CHECK_SECONDS = 60.0
 # Seconds a finished run's outcome may take to reach the stations.
 OUTCOME_GRACE_SECONDS = 30.0
 
@@ -84,6 +85,7 @@ def launch_run(
     ]
     return subprocess.Popen(
         command,
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -162,7 +164,9 @@ class _Submission:
         self.next_status_check = now + STATUS_CHECK_SECONDS
         try:
             listed = flower.run_flwr(
-                self.home, ["ls", "--run-id", self.run_id, flower.CONNECTION]
+                self.home,
+                ["ls", "--run-id", self.run_id, flower.CONNECTION],
+                timeout=30.0,
             )
         except flower.FlowerError as error:
             logger.warning("checking Flower run %s failed: %s", self.run_id, error)
