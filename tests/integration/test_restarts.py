@@ -51,8 +51,15 @@ def test_hub_crash_during_run_loses_no_result(network):
     request = network.submit(QUERY)
     network.approve_all(request["id"])
     _wait_all_started(network, request["id"])
+    logs = [network.root / "logs" / f"{s.name}.log" for s in network.stations]
+    offsets = [len(log.read_text()) for log in logs]
     network.stop_hub(kill=True)
-    time.sleep(6)  # the stations finish the MPC run and fail to report it
+    # Each station finishes the MPC run and then fails to report it.
+    deadline = time.monotonic() + 120
+    for log, offset in zip(logs, offsets, strict=True):
+        while "reporting completed failed" not in log.read_text()[offset:]:
+            assert time.monotonic() < deadline, f"{log.name}: no failed report"
+            time.sleep(0.2)
     network.restart_hub()
     final = network.wait_for(request["id"], timeout=120)
     result = network.result(request["id"])["result"]
