@@ -3,11 +3,13 @@
 Every station of the task records the task as accepted, so that its
 ClientApp takes part, then waits for the outcome that the ServerApp sends
 at the end of the run. The first station of the task's party list also
-starts the run with ``flwr run`` against the SuperLink. While it waits, each
-station logs every exchange its ClientApp takes part in, and stops waiting
-with an error when the hub reports the request failed (for example because
-another station stopped), when ``flwr run`` fails, or when no exchange
-reached it for ``stall_seconds``.
+starts the run with ``flwr run`` against the SuperLink, and checks the run's
+status there. While it waits, each station logs every exchange its ClientApp
+takes part in. It stops waiting with an error when the hub reports the
+request failed (for example because another station stopped), when the
+daemon stops, or after ``run_timeout_seconds``. The first station also stops
+waiting when ``flwr run`` fails or the run ended without an outcome, and it
+stops the run with ``flwr stop`` when it stops waiting for another reason.
 """
 
 from __future__ import annotations
