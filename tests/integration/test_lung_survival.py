@@ -15,10 +15,36 @@ import pytest
 from lifelines import KaplanMeierFitter
 from lifelines.statistics import logrank_test
 
-from linksight.network import lung_data
+from linksight.network import LocalNetwork, lung_data
 from linksight_kernel.results import Result
 
 matplotlib.use("Agg")
+
+# The first test also starts the network: a hub and three stations.
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def lung_network(tmp_path_factory):
+    """A hub and three stations with the lung data, for this module only.
+
+    The log-rank test's pairwise comparisons of the rows after the cut take
+    a while on a loaded machine, so this network's hub gives MPC tasks 290 s
+    (the stations' own limit is 300 s) instead of the default 120 s, which
+    the session's shared network keeps for its fault tests.
+    """
+    network = LocalNetwork(
+        tmp_path_factory.mktemp("survival-network"),
+        environment={"LINKSIGHT_HUB_TASK_TIMEOUT_SECONDS": "290"},
+    )
+    try:
+        network.start_hub()
+        network.set_up_lung_study()
+        network.start_stations()
+        network.set_rules(differencing_window=0)
+        yield network
+    finally:
+        network.stop()
 
 
 def _run(network, query: str) -> tuple[dict, dict]:
