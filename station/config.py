@@ -185,6 +185,18 @@ class StationConfig(BaseModel):
         )
 
 
+def _problems(error: ValidationError) -> str:
+    """List each invalid setting and why, leaving out the values.
+
+    The values are left out because a file given by mistake may hold a token.
+    """
+    lines = []
+    for problem in error.errors(include_input=False, include_url=False):
+        where = ".".join(str(part) for part in problem["loc"]) or "(file)"
+        lines.append(f"  {where}: {problem['msg']}")
+    return "\n".join(lines)
+
+
 def load_config(path: str | Path) -> StationConfig:
     """Read a station config; relative paths are relative to the file."""
     path = Path(path)
@@ -200,7 +212,9 @@ def load_config(path: str | Path) -> StationConfig:
     try:
         config = StationConfig.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(f"station config {path} is invalid:\n{error}") from error
+        raise ConfigError(
+            f"station config {path} is invalid:\n{_problems(error)}"
+        ) from error
     base = path.resolve().parent
     section = config.station
     section.state_dir = base / section.state_dir
