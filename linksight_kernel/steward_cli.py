@@ -68,6 +68,8 @@ def show_request(
     with _client(hub_url, profile) as client:
         request = _run(lambda: client.request(request_id))
     typer.echo(str(request))
+    typer.echo(f"requested by: {request.submitter}")
+    typer.echo(f"purpose: {request.purpose or '(none given)'}")
     typer.echo(f"query: {request.query}")
     _print_frame(organisation_table(request))
 
@@ -158,7 +160,13 @@ def export_audit(
     with _client(hub_url, profile) as client:
         frame = _run(lambda: client.audit(request))
     frame = filter_audit(frame, user, organisation, event, since, until)
-    out.write_text(audit_csv(frame), encoding="utf-8")
+    try:
+        out.write_text(audit_csv(frame), encoding="utf-8")
+    except OSError as exc:
+        raise _fail(
+            f"cannot write {out}: {exc.strerror}; check that its folder exists "
+            "and that you may write there"
+        ) from exc
     typer.echo(f"wrote {len(frame)} audit records to {out}")
 
 

@@ -44,6 +44,8 @@ def test_requests_list_show_approve(playground):
     assert re.search(rf"\b{request_id}\b", listed.stdout)
     assert shown.exit_code == 0, shown.output
     assert f"query: {QUERY}" in shown.stdout
+    assert "requested by: kim" in shown.stdout
+    assert "purpose: steward CLI test" in shown.stdout
     assert approved.exit_code == 0, approved.output
     assert approved.stdout.startswith("approved;")
 
@@ -96,6 +98,17 @@ def test_audit_show_export_verify(playground, tmp_path):
     shown = runner.invoke(
         app, ["audit", "show", "--request", str(request_id), "--profile", "steward-a"]
     )
+    missing_folder = runner.invoke(
+        app,
+        [
+            "audit",
+            "export",
+            "--out",
+            str(tmp_path / "no-such-folder" / "audit.csv"),
+            "--profile",
+            "steward-a",
+        ],
+    )
     out = tmp_path / "audit.csv"
     exported = runner.invoke(
         app,
@@ -126,6 +139,8 @@ def test_audit_show_export_verify(playground, tmp_path):
         rows = list(csv.DictReader(handle))
     assert shown.exit_code == 0, shown.output
     assert "request.submitted" in shown.stdout
+    assert missing_folder.exit_code == 1
+    assert "check that its folder exists" in missing_folder.stderr
     assert exported.exit_code == 0, exported.output
     assert rows
     assert {row["user"] for row in rows} == {"kim"}
