@@ -102,6 +102,20 @@ def column_values(column: ColumnSchema) -> str:
     return ""
 
 
+def _trusted_certificates(ca_file: Path | None) -> ssl.SSLContext | bool:
+    """Return the TLS context that trusts `ca_file`, or True for the system's CAs."""
+    if ca_file is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except ssl.SSLError as exc:
+        raise ConfigError(
+            f"the hub's CA certificate {ca_file} holds no PEM certificate "
+            f"({exc.reason}); name the collaboration CA's certificate file, "
+            "ca.crt in the folder of `linksight ca init`"
+        ) from exc
+
+
 class Client:
     """A connection to a governance hub as one user.
 
@@ -139,12 +153,11 @@ class Client:
         )
         self.collaboration = collaboration or self.connection.collaboration
         self.purpose = purpose or DEFAULT_PURPOSE
-        ca_file = self.connection.ca_certificate
         self._http = httpx.Client(
             base_url=self.connection.hub_url,
             headers={"Authorization": f"Bearer {self.connection.token}"},
             timeout=timeout,
-            verify=ssl.create_default_context(cafile=ca_file) if ca_file else True,
+            verify=_trusted_certificates(self.connection.ca_certificate),
         )
         self._result_key: PrivateKey | None = None
         self._result_key_registered = False
@@ -188,6 +201,12 @@ class Client:
                 raise HubUnreachableError(
                     f"the hub at {self.hub_url} did not respond ({exc}); check "
                     "that it runs and that the URL is right"
+                ) from exc
+            if "Hostname mismatch" in str(exc):
+                raise ConfigError(
+                    f"the hub's TLS certificate is not issued for the host in "
+                    f"{self.hub_url} ({exc}); use the host name the certificate "
+                    "was signed for (`linksight ca sign-hub --host`)"
                 ) from exc
             ca_file = self.connection.ca_certificate
             trusted = f"CA certificate {ca_file}" if ca_file else "system's CAs"

@@ -102,6 +102,18 @@ def test_client_with_other_ca_refused(network, tmp_path):
     assert "LINKSIGHT_CA_CERT" in str(refused.value)
 
 
+def test_client_with_other_host_name_refused(network, client):
+    # The hub's certificate names 127.0.0.1 only.
+    other_host = network.hub_url.replace("127.0.0.1", "localhost")
+
+    with Client(other_host, network.scientist_token) as stranger:
+        with pytest.raises(ConfigError) as refused:
+            stranger.me()
+
+    assert "not issued for the host" in str(refused.value)
+    assert "linksight ca sign-hub --host" in str(refused.value)
+
+
 def test_station_with_other_ca_refused(network, tmp_path):
     other = CertificateAuthority.create(tmp_path / "other-ca", "other")
     token = (network.stations[0].config_path.parent / "station.token").read_text()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from linksight_kernel.client import Client
 from linksight_kernel.config import (
     ENV_CA_CERT,
     ENV_CONFIG,
@@ -172,3 +173,15 @@ def test_ca_certificate_from_config_file(tmp_path, clean_environment, monkeypatc
     connection = resolve_connection(path=path)
 
     assert connection.ca_certificate == tmp_path / "ca.crt"
+
+
+def test_ca_file_without_certificate_invalid(config_file, monkeypatch, tmp_path):
+    not_a_certificate = tmp_path / "hub.csr"
+    not_a_certificate.write_text("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n")
+    monkeypatch.setenv(ENV_CA_CERT, str(not_a_certificate))
+
+    with pytest.raises(ConfigError) as error:
+        Client(config_path=config_file)
+
+    assert f"{not_a_certificate} holds no PEM certificate" in str(error.value)
+    assert "ca.crt" in str(error.value)
