@@ -117,11 +117,12 @@ def _blocked_summary(
             "by none."
         )
         return {"rule": rule, "message": message, "failed": len(failed)}
+    others = sorted({check["rule"] for check in failed} - {rule})
+    failed = [check for check in failed if check["rule"] == rule]
     described = []
     for check in failed:
         cell = ", ".join(f"{k}={v}" for k, v in check["cell"].items()) or "all rows"
         described.append(f"{check['statistic']} for {cell}")
-    failed = [check for check in failed if check["rule"] == rule]
     reason = RULE_DESCRIPTIONS.get(rule, rule).format(
         min_count=min_count,
         dominance_n=settings.dominance_n,
@@ -144,4 +145,9 @@ def _blocked_summary(
         f"blocked by disclosure control, rule {rule}: {len(failed)} figure(s) "
         f"rest on {reason}: {'; '.join(described)}. To release the output, {fix}."
     )
+    if others:
+        message += (
+            f" Rule(s) {', '.join(others)} failed too; the checks list every "
+            "failed figure."
+        )
     return {"rule": rule, "message": message, "failed": len(failed)}
