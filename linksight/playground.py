@@ -41,6 +41,7 @@ logger = logging.getLogger("linksight.playground")
 
 AUTO_APPROVE_REASON = "approved automatically by the playground's demo steward"
 SECOND_SCIENTIST = "kim"
+FIRST_NOTEBOOK = "descriptive_statistics.ipynb"
 
 
 def notebooks_source() -> Path:
@@ -151,7 +152,7 @@ class Playground:
                 f"--ServerApp.token={token}",
                 f"--ServerApp.root_dir={self.notebooks_dir}",
                 f"--ServerApp.open_browser={open_browser}",
-                "--LabApp.default_url=/lab/tree/descriptive_statistics.ipynb",
+                f"--LabApp.default_url=/lab/tree/{FIRST_NOTEBOOK}",
                 # Nothing may reach beyond loopback: no extension search on
                 # PyPI and no check for newer JupyterLab releases.
                 "--LabApp.extension_manager=readonly",
@@ -184,7 +185,9 @@ class Playground:
             time.sleep(0.3)
         else:
             raise NetworkError(f"JupyterLab did not answer on {base} in 60 s")
-        self.lab_url = f"{base}/lab?token={token}"
+        # JupyterLab's default_url applies to "/" only; the printed URL names
+        # the notebook itself so that it opens there.
+        self.lab_url = f"{base}/lab/tree/{FIRST_NOTEBOOK}?token={token}"
         return self.lab_url
 
     def start_dashboard(self, port: int = 0) -> DashboardServer:
@@ -199,6 +202,27 @@ class Playground:
             station_configs=[station.config_path for station in self.network.stations],
         )
         return self.dashboard
+
+    def exited(self) -> str | None:
+        """Describe the first of the playground's processes that has exited, if any.
+
+        The message names the process, its exit status and its log file.
+        """
+        logs = self.root / "logs"
+        processes = [("the hub", self.network.hub_process, logs / "hub.log")]
+        processes += [
+            (f"station {s.name}", s.process, logs / f"{s.name}.log")
+            for s in self.network.stations
+        ]
+        processes.append(("JupyterLab", self.lab, logs / "jupyterlab.log"))
+        if self.dashboard is not None:
+            processes.append(
+                ("the dashboard's Voila", self.dashboard.process, logs / "voila.log")
+            )
+        for name, process, log in processes:
+            if process is not None and process.poll() is not None:
+                return f"{name} exited with status {process.returncode}; see {log}"
+        return None
 
     def stop(self) -> None:
         """Stop JupyterLab, the dashboard, the demo stewards and the network."""

@@ -299,20 +299,10 @@ def playground(
         typer.echo("press Ctrl-C to stop every process", err=False)
         sys.stdout.flush()
         while True:
-            if running.lab is not None and running.lab.poll() is not None:
-                raise _fail(
-                    f"JupyterLab exited with status {running.lab.returncode}; "
-                    f"see {root / 'logs' / 'jupyterlab.log'}"
-                )
-            if (
-                running.dashboard is not None
-                and running.dashboard.process.poll() is not None
-            ):
-                raise _fail(
-                    "the dashboard's Voila exited with status "
-                    f"{running.dashboard.process.returncode}; see "
-                    f"{root / 'logs' / 'voila.log'}"
-                )
+            exited = running.exited()
+            if exited is not None:
+                keep = True
+                raise _fail(f"{exited}; stopping the playground")
             time.sleep(0.5)
     except KeyboardInterrupt:
         typer.echo("stopping")

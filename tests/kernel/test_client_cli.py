@@ -120,6 +120,7 @@ def test_playground_starts_lab_and_stops_all(tmp_path):
     try:
         assert url is not None, "".join(lines)
         assert url.startswith("http://127.0.0.1:")
+        assert "/lab/tree/descriptive_statistics.ipynb?token=" in url
         token = url.split("token=")[1]
         base = url.split("/lab")[0]
         status = httpx.get(f"{base}/api/status", params={"token": token})
@@ -141,3 +142,44 @@ def test_playground_starts_lab_and_stops_all(tmp_path):
     alive = [child.pid for child in children if child.is_running()]
     assert len(children) >= 5  # hub, three stations, JupyterLab
     assert alive == []
+
+
+def test_playground_stops_when_its_hub_exits(tmp_path):
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "linksight",
+            "playground",
+            "--no-lab",
+            "--no-dashboard",
+            "--no-auto-approve",
+            "--state-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines = []
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("press Ctrl-C"):
+                break
+        children = psutil.Process(process.pid).children(recursive=True)
+        hub = next(
+            c for c in children if "hub" in c.cmdline() and "serve" in c.cmdline()
+        )
+        hub.kill()
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    assert process.returncode == 1
+    assert "the hub exited with status -9" in output
+    assert "hub.log" in output
+    assert [c.pid for c in children if c.is_running()] == []
