@@ -680,3 +680,11 @@ class Client:
         """Accept a proposed rule version for your organisation (steward)."""
         name = self.default_collaboration(collaboration)
         return self._call("POST", f"/collaborations/{name}/rules/{int(version)}/accept")
+
+    def withdraw_rules(
+        self, version: int, collaboration: str | None = None
+    ) -> dict[str, Any]:
+        """Withdraw an open proposal of rules (steward of a member)."""
+        name = self.default_collaboration(collaboration)
+        path = f"/collaborations/{name}/rules/{int(version)}/withdraw"
+        return self._call("POST", path)

@@ -20,7 +20,7 @@ from linksight_kernel.requests import organisation_table
 
 requests_app = typer.Typer(help="List, inspect, approve and reject requests.")
 audit_app = typer.Typer(help="Read, verify and export the audit trail.")
-rules_app = typer.Typer(help="Show, propose and accept collaboration rules.")
+rules_app = typer.Typer(help="Show, propose, accept and withdraw collaboration rules.")
 
 REQUEST_STATES = (
     "submitted",
@@ -285,6 +285,19 @@ def accept_rules(
     with _client(hub_url, profile) as client:
         accepted = _run(lambda: client.accept_rules(version, collaboration))
     typer.echo("accepted " + _describe_version(accepted))
+
+
+@rules_app.command("withdraw")
+def withdraw_rules(
+    version: Annotated[int, typer.Argument(help="The proposed version to withdraw.")],
+    collaboration: Collaboration = None,
+    hub_url: HubUrl = None,
+    profile: Profile = None,
+) -> None:
+    """Withdraw an open proposal of rules, so that another can be made."""
+    with _client(hub_url, profile) as client:
+        withdrawn = _run(lambda: client.withdraw_rules(version, collaboration))
+    typer.echo("withdrew " + _describe_version(withdrawn))
 
 
 def register(app: typer.Typer) -> None:

@@ -186,6 +186,35 @@ def test_rules_propose_accept_show(playground):
     assert "max_group_levels = 30" in shown.stdout
 
 
+def test_rules_propose_then_withdraw(playground):
+    collaboration = ["--collaboration", "waiting-lists"]
+    proposed = runner.invoke(
+        app,
+        [
+            "rules",
+            "propose",
+            "max_group_levels=25",
+            "--reason",
+            "try it",
+            *collaboration,
+            "--profile",
+            "steward-b",
+        ],
+    )
+    version = re.search(r"version (\d+)", proposed.stdout).group(1)
+    withdrawn = runner.invoke(
+        app, ["rules", "withdraw", version, *collaboration, "--profile", "steward-b"]
+    )
+    again = runner.invoke(
+        app, ["rules", "withdraw", version, *collaboration, "--profile", "steward-b"]
+    )
+    assert proposed.exit_code == 0, proposed.output
+    assert withdrawn.exit_code == 0, withdrawn.output
+    assert f"version {version}: withdrawn" in withdrawn.stdout
+    assert again.exit_code == 1
+    assert version in again.stderr
+
+
 def test_rules_propose_malformed_change(playground):
     outcome = runner.invoke(
         app,
