@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -108,8 +109,19 @@ def propose(
     merged = {**collaboration.rules, **changes}
     try:
         rules = CollaborationRules.model_validate(merged)
-    except ValueError as error:
-        raise ApiError(422, "invalid_request", f"invalid rules: {error}") from error
+    except ValidationError as error:
+        problems = []
+        for problem in error.errors(include_url=False):
+            rule = ".".join(str(part) for part in problem["loc"]) or "rules"
+            given = changes.get(rule, problem.get("input"))
+            problems.append(f"{rule}={given!r}: {problem['msg']}")
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"invalid rules: {'; '.join(problems)}. A list is written as "
+            'JSON, such as allowed_analyses=\'["aggregate", "crosstab"]\'; '
+            "`linksight rules show` lists the current values",
+        ) from error
     if rules.model_dump(mode="json") == collaboration.rules:
         raise ApiError(
             422,

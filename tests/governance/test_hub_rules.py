@@ -81,8 +81,19 @@ def test_rule_unknown_or_invalid_rejected(network: Network) -> None:
     assert unknown.status_code == 422
     assert "unknown rule(s) min_cont" in unknown.json()["detail"]["message"]
     assert invalid.status_code == 422
+    assert "min_count=0: " in invalid.json()["detail"]["message"]
+    assert "errors.pydantic.dev" not in invalid.json()["detail"]["message"]
     assert unchanged.status_code == 422
     assert "changes nothing" in unchanged.json()["detail"]["message"]
+
+
+def test_rule_list_given_as_text_names_json(network: Network) -> None:
+    invalid = _propose(network, {"allowed_analyses": "aggregate,crosstab"})
+
+    message = invalid.json()["detail"]["message"]
+    assert invalid.status_code == 422
+    assert "allowed_analyses='aggregate,crosstab'" in message
+    assert 'allowed_analyses=\'["aggregate", "crosstab"]\'' in message
 
 
 def test_rule_proposal_needs_steward(network: Network) -> None:
