@@ -10,9 +10,10 @@ Starts a hub, the three lung stations and a SuperLink on this machine
   steward, run by the station daemons and their supervised SuperNodes; timed
   from the last approval to the released result;
 * bare Flower, SecAgg+ and plain: the same signed tasks, Flower app,
-  SuperLink and stations' SuperNodes, but the SuperNodes started directly and
-  the run submitted with ``flwr run``, without the hub or the daemons; timed
-  from ``flwr run`` to the last station's stored outcome.
+  SuperLink and stations' SuperNodes, but the SuperNodes kept running by
+  :class:`station.supernode.SuperNodeSupervisor` alone and the run submitted
+  with ``flwr run``, without the hub or the daemons; timed from ``flwr run``
+  to the last station's stored outcome.
 
 Each run's seconds per exchange come from the ServerApp's history. Every
 run's coefficients are checked against statsmodels on the pooled rows.
@@ -27,7 +28,6 @@ import json
 import os
 import platform
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,12 +39,11 @@ import flwr
 import numpy as np
 import statsmodels.api as sm
 
-from linksight import flower
 from linksight.flower_network import start_superlink
-from linksight.network import LocalNetwork, free_port, lung_data
+from linksight.network import LocalNetwork, lung_data
 from linksight.tasks import TaskSpec
 from station.config import load_config
-from station.supernode import supernode_command
+from station.supernode import SuperNodeSupervisor
 from station.training import TaskFolder
 from station.training_run import launch_run
 
@@ -138,23 +137,21 @@ def bare_run(network: LocalNetwork, task_id: str) -> dict[str, Any]:
     return {"seconds": seconds, "result": outcome["result"]}
 
 
-def start_supernodes(network: LocalNetwork) -> list[subprocess.Popen[bytes]]:
-    """Start every station's SuperNode directly, as the daemon would."""
-    processes = []
+def start_supernodes(network: LocalNetwork) -> list[SuperNodeSupervisor]:
+    """Start every station's SuperNode without its daemon.
+
+    The supervisor restarts a SuperNode that exits: right after the daemon's
+    SuperNode stopped, the SuperLink rejects the same key (Flower exit code
+    305) until it has marked the old node offline.
+    """
+    supervisors = []
     for station in network.stations:
-        config = load_config(station.config_path)
-        folder = config.station.state_dir / "flower"
-        log = (folder / "bare-supernode.log").open("ab")
-        processes.append(
-            subprocess.Popen(
-                supernode_command(config, station.config_path, free_port()),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=flower.flower_environment(folder / "home"),
-            )
+        supervisor = SuperNodeSupervisor(
+            load_config(station.config_path), station.config_path
         )
-        log.close()
-    return processes
+        supervisor.start()
+        supervisors.append(supervisor)
+    return supervisors
 
 
 def per_exchange(result: dict[str, Any]) -> float:
@@ -243,7 +240,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="flower-bench-") as root:
         network = LocalNetwork(Path(root))
         superlink = None
-        supernodes: list[subprocess.Popen[bytes]] = []
+        supernodes: list[SuperNodeSupervisor] = []
         try:
             network.start_hub()
             network.set_up_lung_study()
@@ -270,9 +267,8 @@ def main() -> None:
                 rows.append(_row(f"bare Flower, {mode}", run, pooled))
                 print(rows[-1], flush=True)
         finally:
-            for process in supernodes:
-                process.terminate()
-                process.wait(timeout=30)
+            for supervisor in supernodes:
+                supervisor.stop()
             network.stop()
             if superlink is not None:
                 superlink.stop()
