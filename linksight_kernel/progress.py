@@ -38,9 +38,14 @@ def describe_stations(request: Request) -> str:
     return ", ".join(f"{p.station} {p.status}" for p in request.parties)
 
 
-def summary_line(request: Request, seconds: float) -> str:
-    """Return the closing line: final state, time taken, approvers, stations."""
-    line = f"request {request.id}: {request.state} after {seconds:.1f} s"
+def summary_line(request: Request, seconds: float | None) -> str:
+    """Return the closing line: final state, time taken, approvers, stations.
+
+    `seconds` is None when the request had ended before it was followed.
+    """
+    line = f"request {request.id}: {request.state}"
+    if seconds is not None:
+        line += f" after {seconds:.1f} s"
     if request.approved_by:
         # Sorted, because stewards approve in any order.
         line += f"; approved by {', '.join(sorted(set(request.approved_by)))}"
@@ -69,36 +74,59 @@ class NoProgress:
         """Show nothing."""
 
 
+def status_text(request: Request) -> str:
+    """Return the request's state and, once it has any, its stations' status."""
+    text = request.describe()
+    if request.parties:
+        text += f"; stations: {describe_stations(request)}"
+    return text
+
+
 class TextProgress:
-    """A tqdm bar on stderr, then the summary line."""
+    """A tqdm bar on stderr, then the summary line.
+
+    When stderr is no terminal, such as a log file, a line is printed at each
+    change instead of a redrawn bar.
+    """
 
     def __init__(self, request: Request):
         from tqdm import tqdm
 
         self.started = time.monotonic()
-        done, total = progress_steps(request)
-        self.bar = tqdm(
-            total=total,
-            initial=done,
-            desc=f"request {request.id}",
-            unit="step",
-            file=sys.stderr,
-            bar_format="{desc}: {bar:20} {n_fmt}/{total_fmt}{postfix}",
-            leave=True,
-        )
-        self.update(request)
+        self.final_at_start = request.finished
+        self.last_text = ""
+        self.bar = None
+        if sys.stderr.isatty():
+            done, total = progress_steps(request)
+            self.bar = tqdm(
+                total=total,
+                initial=done,
+                desc=f"request {request.id}",
+                unit="step",
+                file=sys.stderr,
+                bar_format="{desc}: {bar:20} {n_fmt}/{total_fmt}{postfix}",
+                leave=True,
+            )
+        if not self.final_at_start:
+            self.update(request)
 
     def update(self, request: Request) -> None:
         """Move the bar and show the state and each station's status."""
-        done, _ = progress_steps(request)
-        self.bar.n = done
-        self.bar.set_postfix_str(f"{request.describe()} [{describe_stations(request)}]")
+        text = status_text(request)
+        if self.bar is None:
+            if text != self.last_text:
+                print(f"request {request.id}: {text}", file=sys.stderr, flush=True)
+        else:
+            self.bar.n = progress_steps(request)[0]
+            self.bar.set_postfix_str(text)
+        self.last_text = text
 
     def close(self, request: Request) -> None:
         """Fill the bar and print the summary line."""
-        self.update(request)
-        self.bar.close()
-        seconds = time.monotonic() - self.started
+        if self.bar is not None:
+            self.update(request)
+            self.bar.close()
+        seconds = None if self.final_at_start else time.monotonic() - self.started
         print(summary_line(request, seconds), file=sys.stderr, flush=True)
 
 
