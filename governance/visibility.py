@@ -71,6 +71,6 @@ def find_visible_request(
             404,
             "not_found",
             f"request {request_id} not found among the requests you can see; "
-            "GET /requests lists them",
+            "`linksight status` lists them",
         )
     return request

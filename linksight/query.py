@@ -53,7 +53,7 @@ import math
 import re
 import sys
 from dataclasses import dataclass
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -146,7 +146,7 @@ class Not(BaseModel):
 
 
 Filter = Annotated[
-    Union[Comparison, InList, IsNull, And, Or, Not], Field(discriminator="type")
+    Comparison | InList | IsNull | And | Or | Not, Field(discriminator="type")
 ]
 And.model_rebuild()
 Or.model_rebuild()
@@ -716,7 +716,10 @@ class _Parser:
             raise self.error(
                 f"unknown dataset {token.text!r}"
                 + _suggestion(token.text, list(self.schemas))
-                + f"; available: {', '.join(sorted(self.schemas)) or 'none'}",
+                + "; available in this collaboration: "
+                + f"{', '.join(sorted(self.schemas)) or 'none'}; a dataset of "
+                + "another collaboration needs its name (-c in the magics and "
+                + "the CLI, collaboration= in Python)",
                 token,
             )
         self.schema = self.schemas[token.text]

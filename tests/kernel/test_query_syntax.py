@@ -144,7 +144,9 @@ INVALID = [
     ),
     (
         "SELECT mean(age) FROM lng",
-        "unknown dataset 'lng' (did you mean 'lung'?); available: lung (column 23)\n"
+        "unknown dataset 'lng' (did you mean 'lung'?); available in this "
+        "collaboration: lung; a dataset of another collaboration needs its name "
+        "(-c in the magics and the CLI, collaboration= in Python) (column 23)\n"
         "  SELECT mean(age) FROM lng\n"
         "                        ^",
     ),
