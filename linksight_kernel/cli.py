@@ -128,9 +128,10 @@ def query(
 ) -> None:
     """Submit a query and print its result, or its request id with --no-wait.
 
-    Exits 1 on a usage error, 3 if the request ends without a released
-    result (rejected, failed, or blocked by disclosure control), 4 if it is
-    still waiting or running after --timeout seconds.
+    Exits 1 on an invalid query or a hub error, 2 on invalid options, 3 if
+    the request ends without a released result (rejected, failed, or blocked
+    by disclosure control), 4 if it is still waiting or running after
+    --timeout seconds.
     """
     with _client(hub_url, profile) as client:
         request = _run(lambda: client.submit(text, collaboration, purpose))
