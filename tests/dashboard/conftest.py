@@ -91,9 +91,13 @@ def dashboard_server(steward_network):
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Headless Debian Chromium under Playwright."""
+    """Headless Debian Chromium under Playwright, for one test module.
+
+    Playwright's sync API keeps an event loop running in the main thread
+    until it stops, which breaks asyncio.run() in every later test module.
+    """
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(
             f"{CHROMIUM} is missing; install Debian's chromium package, as .ci/run does"
@@ -106,7 +110,7 @@ def browser():
             chromium.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def blocked_hosts():
     """Every non-loopback URL a dashboard page tried to reach."""
     return []
@@ -125,11 +129,11 @@ def _loopback_only(blocked: list[str]):
     return route
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def open_dashboard(browser, dashboard_server, blocked_hosts):
     """Return a function that opens the dashboard as a steward and waits for it.
 
-    Each profile's page is opened once per session and reused.
+    Each profile's page is opened once per module and reused.
     """
     pages = {}
     contexts = []

@@ -100,7 +100,8 @@ def test_linear_model_matches_pooled_ols(flower_network):
         assert difference <= 0.01 * pooled.bse[pooled_name], name
     history = result["history"]
     assert [entry["exchange"] for entry in history] == [1, 2]
-    assert history[-1]["loss"] == pytest.approx(pooled.ssr / len(frame), rel=1e-4)
+    # The same quantization moves the pooled loss too: 1.4e-4 relative seen.
+    assert history[-1]["loss"] == pytest.approx(pooled.ssr / len(frame), rel=1e-3)
     log = (flower_network.root / "logs" / "station-b.log").read_text()
     assert "round 1 of 1" in log
     assert "evaluation of the model after 1 round(s)" in log
