@@ -91,6 +91,11 @@ def config_path() -> Path | None:
     named = os.environ.get(ENV_CONFIG)
     if named:
         path = Path(named).expanduser()
+        if path.is_dir():
+            raise ConfigError(
+                f"{ENV_CONFIG} names {path}, which is a folder; name the config "
+                "file in it, such as client.toml"
+            )
         if not path.is_file():
             raise ConfigError(
                 f"{ENV_CONFIG} names {path}, which does not exist; correct the "
@@ -99,6 +104,10 @@ def config_path() -> Path | None:
         return path
     default = DEFAULT_CONFIG_PATH.expanduser()
     return default if default.is_file() else None
+
+
+# The top-level settings of a client config file, besides [profiles].
+CONFIG_SETTINGS = ("hub_url", "token", "collaboration", "result_key", "ca_certificate")
 
 
 def read_config(path: Path) -> ConfigFile:
@@ -120,7 +129,13 @@ def read_config(path: Path) -> ConfigFile:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-    for key in ("hub_url", "token", "collaboration", "result_key", "ca_certificate"):
+    unknown = sorted(set(raw) - set(CONFIG_SETTINGS) - {"profiles"})
+    if unknown:
+        raise ConfigError(
+            f"config file {path}: unknown setting(s) {', '.join(unknown)}; the "
+            f"settings are {', '.join(CONFIG_SETTINGS)} and [profiles]"
+        )
+    for key in CONFIG_SETTINGS:
         if key in raw and not isinstance(raw[key], str):
             raise ConfigError(f"config file {path}: {key} must be a string")
     profiles = raw.get("profiles", {})
@@ -198,10 +213,17 @@ def resolve_connection(
             "no hub URL: pass it (Client('http://HOST:PORT') or %linksight connect "
             f"URL), set {ENV_HUB_URL}, or write hub_url in {DEFAULT_CONFIG_PATH}"
         )
+    scheme, _, rest = url.partition("://")
+    if scheme not in ("http", "https") or not rest.strip("/"):
+        raise ConfigError(
+            f"invalid hub URL {url!r}: write it as http://HOST:PORT or "
+            "https://HOST:PORT, such as http://127.0.0.1:8700"
+        )
     if not secret:
+        config_file = path if config is not None else DEFAULT_CONFIG_PATH
         raise ConfigError(
             f"no token for {url}: pass token=..., set {ENV_TOKEN}, or write "
-            f"token in {DEFAULT_CONFIG_PATH}; the hub admin gives you a token"
+            f"token in {config_file}; the hub admin gives you a token"
         )
     if hub_url or token:
         sources.append("arguments")

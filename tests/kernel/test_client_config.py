@@ -185,3 +185,42 @@ def test_ca_file_without_certificate_invalid(config_file, monkeypatch, tmp_path)
 
     assert f"{not_a_certificate} holds no PEM certificate" in str(error.value)
     assert "ca.crt" in str(error.value)
+
+
+def test_config_variable_naming_folder(clean_environment, monkeypatch, tmp_path):
+    monkeypatch.setenv(ENV_CONFIG, str(tmp_path))
+
+    with pytest.raises(ConfigError) as error:
+        resolve_connection()
+
+    assert f"names {tmp_path}, which is a folder" in str(error.value)
+
+
+def test_unknown_setting_named(clean_environment, tmp_path):
+    path = tmp_path / "client.toml"
+    path.write_text('hub_url = "http://127.0.0.1:8700"\ntokn = "abc"\n')
+    path.chmod(0o600)
+
+    with pytest.raises(ConfigError) as error:
+        resolve_connection(path=path)
+
+    assert "unknown setting(s) tokn" in str(error.value)
+
+
+def test_missing_token_names_file_in_use(clean_environment, tmp_path):
+    path = tmp_path / "client.toml"
+    path.write_text('hub_url = "http://127.0.0.1:8700"\n')
+    path.chmod(0o600)
+
+    with pytest.raises(ConfigError) as error:
+        resolve_connection(path=path)
+
+    assert f"write token in {path}" in str(error.value)
+
+
+@pytest.mark.parametrize("url", ["notaurl", "ftp://127.0.0.1:8700", "http://"])
+def test_invalid_hub_url_rejected(clean_environment, url):
+    with pytest.raises(ConfigError) as error:
+        resolve_connection(url, "token")
+
+    assert f"invalid hub URL {url!r}" in str(error.value)
