@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from station.config import ConfigError, load_config
+from station.config import ConfigError, StationConfig, load_config
 
 app = typer.Typer(help="Run a data station and manage its local datasets.")
 
@@ -73,6 +73,8 @@ def import_dataset(
     try:
         report = import_csv(store, csv_file, schema)
     except (CsvImportError, OSError, ValueError) as error:
+        # The reason may quote a record's value, so the audit log has none.
+        _audit_import(station_config, dataset, csv_file, "rejected")
         typer.echo(f"error: import of {csv_file} rejected: {error}", err=True)
         current = store.current(dataset)
         if current is not None:
@@ -81,7 +83,50 @@ def import_dataset(
                 err=True,
             )
         raise typer.Exit(1) from error
+    _audit_import(
+        station_config,
+        dataset,
+        csv_file,
+        "success",
+        version=report.version,
+        rows=report.rows,
+    )
     typer.echo(f"imported {report.rows} rows into {dataset!r} version {report.version}")
+
+
+def _audit_import(
+    station_config: StationConfig,
+    dataset: str,
+    csv_file: Path,
+    outcome: str,
+    version: int | None = None,
+    rows: int | None = None,
+) -> None:
+    """Record an import in the station's audit log: who, which file, what came of it."""
+    import getpass
+    import hashlib
+
+    from station.ledger import StationLedger
+
+    objects: dict[str, Any] = {"dataset": dataset, "file": csv_file.name}
+    if version is not None:
+        objects["version"] = version
+    details: dict[str, Any] = {}
+    if csv_file.is_file():
+        details["sha256"] = hashlib.sha256(csv_file.read_bytes()).hexdigest()
+    if rows is not None:
+        details["rows"] = rows
+    ledger = StationLedger(station_config.station.state_dir)
+    ledger.audit.append(
+        "dataset_imported",
+        organisation=station_config.station.organisation,
+        user=getpass.getuser(),
+        role="operator",
+        purpose="dataset import",
+        outcome=outcome,
+        objects=objects,
+        details=details,
+    )
 
 
 @app.command()

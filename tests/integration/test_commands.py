@@ -9,6 +9,7 @@ import sys
 from linksight.demo import compare_records
 from linksight.network import lung_schema_path
 from linksight.overlap_reference import compare_overlap
+from station.ledger import StationLedger
 from station.store import DatasetStore
 
 
@@ -91,6 +92,11 @@ def test_station_import_rejects_bad_file_keeps_version(tmp_path):
         "station", "import", "--config", str(config), "--dataset", "lung", str(bad)
     )
     current = DatasetStore(tmp_path / "state").current("lung")
+    imports = [
+        record
+        for record in StationLedger(tmp_path / "state").audit.records()
+        if record["event"] == "dataset_imported"
+    ]
 
     assert first.returncode == 0, first.stderr
     assert "imported 2 rows" in first.stdout
@@ -100,6 +106,11 @@ def test_station_import_rejects_bad_file_keeps_version(tmp_path):
     assert current is not None
     assert current.version == 1
     assert current.rows == 2
+    assert [r["outcome"] for r in imports] == ["success", "rejected"]
+    assert imports[0]["objects"]["file"] == "good.csv"
+    assert imports[0]["objects"]["version"] == 1
+    assert imports[0]["details"]["rows"] == 2
+    assert "abc" not in str(imports[1])
 
 
 def test_station_import_unknown_dataset_names_fix(tmp_path):
