@@ -217,9 +217,12 @@ class Client:
                 "certificate that signed the hub's"
             ) from exc
         except httpx.TransportError as exc:
+            hint = ""
+            if self.hub_url.startswith("http://"):
+                hint = ", and use https:// if the hub serves HTTPS"
             raise HubUnreachableError(
                 f"the hub at {self.hub_url} did not respond ({exc}); check that "
-                "it runs and that the URL is right"
+                f"it runs and that the URL is right{hint}"
             ) from exc
         if response.status_code < 400:
             return response.json()

@@ -20,7 +20,7 @@ import pytest
 from linksight.certificates import CertificateAuthority
 from linksight.network import LocalNetwork, covid_waiting_lists, lung_data
 from linksight.result_encryption import ResultDecryptionError, open_result
-from linksight_kernel import Client, ConfigError
+from linksight_kernel import Client, ConfigError, HubUnreachableError
 from linksight_kernel import ResultDecryptionError as Refused
 from station.hub_client import HubError, StationHubClient
 
@@ -112,6 +112,16 @@ def test_client_with_other_host_name_refused(network, client):
 
     assert "not issued for the host" in str(refused.value)
     assert "linksight ca sign-hub --host" in str(refused.value)
+
+
+def test_plain_http_to_https_hub_names_scheme(network, client):
+    plain = network.hub_url.replace("https://", "http://")
+
+    with Client(plain, network.scientist_token) as stranger:
+        with pytest.raises(HubUnreachableError) as refused:
+            stranger.me()
+
+    assert "use https:// if the hub serves HTTPS" in str(refused.value)
 
 
 def test_station_with_other_ca_refused(network, tmp_path):
