@@ -113,8 +113,8 @@ def propose(
         problems = []
         for problem in error.errors(include_url=False):
             rule = ".".join(str(part) for part in problem["loc"]) or "rules"
-            given = changes.get(rule, problem.get("input"))
-            problems.append(f"{rule}={given!r}: {problem['msg']}")
+            value = changes.get(rule, problem.get("input"))
+            problems.append(f"{rule}={value!r}: {problem['msg']}")
         raise ApiError(
             422,
             "invalid_request",
