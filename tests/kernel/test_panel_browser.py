@@ -163,7 +163,11 @@ def test_palette_inserts_query_cell(page):
     page.keyboard.press("Control+Shift+C")
     palette = page.locator(".lm-CommandPalette-input")
     palette.fill("Insert a Linksight query cell")
-    page.keyboard.press("Enter")
+    # Enter before the palette has filtered its list can run no command.
+    command = page.locator(
+        ".lm-CommandPalette-item", has_text="Insert a Linksight query cell"
+    )
+    command.first.click()
 
     expect(page.locator(".jp-Notebook .jp-Cell")).to_have_count(4)
     sources = _notebook_sources(page)
