@@ -110,7 +110,7 @@ def _trusted_certificates(ca_file: Path | None) -> ssl.SSLContext | bool:
         return ssl.create_default_context(cafile=str(ca_file))
     except ssl.SSLError as exc:
         raise ConfigError(
-            f"the hub's CA certificate {ca_file} holds no PEM certificate "
+            f"the hub's CA certificate {ca_file} contains no PEM certificate "
             f"({exc.reason}); name the collaboration CA's certificate file, "
             "ca.crt in the folder of `linksight ca init`"
         ) from exc

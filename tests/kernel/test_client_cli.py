@@ -40,7 +40,7 @@ def test_query_command_invalid_exits_1(playground):
     assert "did you mean 'age'?" in outcome.stderr
 
 
-def test_query_command_refuses_a_waiting_time_of_zero_or_less(playground):
+def test_query_timeout_not_positive(playground):
     for value in ("0", "-1"):
         outcome = runner.invoke(
             app, ["query", "SELECT count(*) FROM lung", "--timeout", value]
@@ -49,7 +49,7 @@ def test_query_command_refuses_a_waiting_time_of_zero_or_less(playground):
         assert f"invalid timeout {value}" in outcome.stderr
 
 
-def test_query_timeout_exits_4_and_result_picks_it_up(playground):
+def test_query_timeout_then_result(playground):
     query = "SELECT count(*) FROM lung WHERE age >= 60 GROUP BY sex"
     outcome = runner.invoke(app, ["query", query, "--timeout", "0.2"])
     assert outcome.exit_code == 4, outcome.output

@@ -183,7 +183,7 @@ def test_ca_file_without_certificate_invalid(config_file, monkeypatch, tmp_path)
     with pytest.raises(ConfigError) as error:
         Client(config_path=config_file)
 
-    assert f"{not_a_certificate} holds no PEM certificate" in str(error.value)
+    assert f"{not_a_certificate} contains no PEM certificate" in str(error.value)
     assert "ca.crt" in str(error.value)
 
 
