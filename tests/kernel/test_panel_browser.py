@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 from jupyter_processes import start_jupyter
 from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from linksight_kernel import Client
 from linksight_kernel.config import ENV_HUB_URL, ENV_TOKEN, read_config
@@ -158,22 +159,30 @@ def test_insert_query_cell(page):
     )
 
 
+def _run_from_palette(page: Page, label: str, attempts: int = 3) -> None:
+    """Runs a command by its label from JupyterLab's command palette.
+
+    The palette closes when another element takes the focus, which the
+    notebook sometimes does while it loads, so it is opened again.
+    """
+    palette = page.locator(".lm-CommandPalette-input")
+    command = page.locator(".lm-CommandPalette-item", has_text=label)
+    for attempt in range(attempts):
+        page.locator(".lm-MenuBar-item", has_text="View").click()
+        page.locator(".lm-Menu-item", has_text="Activate Command Palette").first.click()
+        try:
+            palette.fill(label, timeout=5_000)
+            # Enter before the palette has filtered its list runs no command.
+            command.first.click(timeout=5_000)
+            return
+        except PlaywrightTimeoutError:
+            if attempt == attempts - 1:
+                raise
+
+
 def test_palette_inserts_query_cell(page):
     page.locator(".jp-Notebook").click()
-    # The menu, not Ctrl+Shift+C: a key press made while JupyterLab moves
-    # the focus is sometimes lost, and the palette then never opens.
-    page.locator(".lm-MenuBar-item", has_text="View").click()
-    page.locator(
-        ".lm-Menu-item", has_text="Activate Command Palette"
-    ).first.click()
-    palette = page.locator(".lm-CommandPalette-input")
-    expect(palette).to_be_visible()
-    palette.fill("Insert a Linksight query cell")
-    # Enter before the palette has filtered its list can run no command.
-    command = page.locator(
-        ".lm-CommandPalette-item", has_text="Insert a Linksight query cell"
-    )
-    command.first.click()
+    _run_from_palette(page, "Insert a Linksight query cell")
 
     expect(page.locator(".jp-Notebook .jp-Cell")).to_have_count(4)
     sources = _notebook_sources(page)
