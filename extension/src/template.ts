@@ -15,7 +15,8 @@ export const PURPOSE_PLACEHOLDER = 'replace with why you need this query';
  * Return a `%%linksight` cell that queries `dataset` in `collaboration`.
  *
  * The query counts the rows and averages the first column that may be a
- * statistic, grouped by the first column that may be grouped on. Either
+ * statistic and is never missing (or else the first that may be a
+ * statistic), grouped by the first column that may be grouped on. Either
  * part is left out when the dataset has no such column.
  */
 export function queryTemplate(
@@ -23,9 +24,14 @@ export function queryTemplate(
   collaboration: string,
   purpose: string = PURPOSE_PLACEHOLDER
 ): string {
-  const statistic = dataset.columns.find(column =>
+  const statisticColumns = dataset.columns.filter(column =>
     column.uses.split(', ').includes('statistic')
   );
+  // A column that may be missing is often a code, such as an institution
+  // number, so a column present in every row is preferred.
+  const statistic =
+    statisticColumns.find(column => !column.nullable) ??
+    statisticColumns[0];
   const group = dataset.columns.find(column =>
     column.uses.split(', ').includes('group by')
   );

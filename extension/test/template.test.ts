@@ -9,14 +9,19 @@ import {
 } from '../src/template';
 import type { IColumn, IDataset } from '../src/tokens';
 
-function column(name: string, type: string, uses: string): IColumn {
+function column(
+  name: string,
+  type: string,
+  uses: string,
+  nullable = true
+): IColumn {
   return {
     name,
     type,
     uses,
     role: uses === 'link only' ? 'identifier' : 'attribute',
     values: '',
-    nullable: true,
+    nullable,
     description: ''
   };
 }
@@ -27,19 +32,30 @@ const LUNG: IDataset = {
   stations: ['station-a'],
   columns: [
     column('inst', 'integer', 'statistic, filter'),
-    column('age', 'integer', 'statistic, filter'),
+    column('age', 'integer', 'statistic, filter', false),
     column('sex', 'categorical', 'statistic, group by, filter')
   ]
 };
 
 describe('queryTemplate', () => {
-  it('counts, averages and groups on the first fitting columns', () => {
+  it('averages the first statistic column that is never missing', () => {
     const cell = queryTemplate(LUNG, 'lung-study', 'age by sex');
 
     assert.equal(
       cell,
       "%%linksight -c lung-study -o lung_result --purpose 'age by sex'\n" +
-        'SELECT count(*), mean(inst) FROM lung GROUP BY sex'
+        'SELECT count(*), mean(age) FROM lung GROUP BY sex'
+    );
+  });
+
+  it('averages the first statistic column when all may be missing', () => {
+    const columns = LUNG.columns.map(each => ({ ...each, nullable: true }));
+
+    const cell = queryTemplate({ ...LUNG, columns }, 'lung-study', 'x');
+
+    assert.equal(
+      cell.split('\n')[1],
+      'SELECT count(*), mean(inst) FROM lung GROUP BY sex'
     );
   });
 

@@ -155,7 +155,7 @@ def test_insert_query_cell(page):
     assert sources[2] == (
         "%%linksight -c lung-study -o lung_result "
         "--purpose 'replace with why you need this query'\n"
-        "SELECT count(*), mean(inst) FROM lung GROUP BY status"
+        "SELECT count(*), mean(time) FROM lung GROUP BY status"
     )
 
 
