@@ -1,0 +1,147 @@
+"""The logistic regression protocol with real MPyC parties on loopback.
+
+Three party processes (``python -m station.mpc_party``) each read their own
+Parquet file and fit a logistic regression by Newton's method under MPC.
+The released table is compared with statsmodels' Logit on the pooled rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from mpc_parties import loopback_parties, run_parties
+from nacl.public import PrivateKey
+
+from linksight.query import parse_query
+from linksight.result_encryption import encode_key
+from linksight.schema import ColumnSchema, DatasetSchema
+from linksight.tasks import DisclosureSettings, Party, TaskSpec
+from station import logistic
+from station.regression import build_design, build_model_result
+
+# Newton's method stops after a step below 1e-8, and the fixed-point numbers
+# carry at least 34 bits beyond the pooled row count. A gap above 1e-4 thus
+# means a wrong sum or an overflow, not rounding.
+RELATIVE = 1e-4
+
+SCHEMA = DatasetSchema(
+    name="claims",
+    columns=[
+        ColumnSchema(name="age", type="integer", min=0, max=110),
+        ColumnSchema(name="income", type="float", min=0, max=100_000),
+        ColumnSchema(name="balance", type="float", min=-100_000, max=100_000),
+        ColumnSchema(name="marker", type="integer", min=0, max=1),
+        ColumnSchema(name="admitted", type="integer", min=0, max=1),
+    ],
+)
+
+
+def _task(query: str, parties: list[dict[str, Any]], **disclosure: Any) -> TaskSpec:
+    spec = parse_query(query, {"claims": SCHEMA})
+    return TaskSpec(
+        task_id="task-1",
+        request_id="1",
+        collaboration="claims-study",
+        query=spec,
+        query_text=query,
+        parties=[Party(**party) for party in parties],
+        requester="sam",
+        requester_organisation="Research Institute",
+        requester_key=encode_key(PrivateKey.generate().public_key),
+        disclosure=DisclosureSettings(**disclosure),
+        issued_at="2026-01-01T00:00:00+00:00",
+    )
+
+
+def _fit(
+    tmp_path: Path, frames: list[pd.DataFrame], query: str, **disclosure: Any
+) -> list[dict[str, Any]]:
+    """Write one Parquet file per station, run the parties, return their results."""
+    parties = loopback_parties(len(frames))
+    task = _task(query, parties, **disclosure)
+    design = build_design(task.query, SCHEMA)
+    configs = []
+    for index, frame in enumerate(frames):
+        path = tmp_path / f"station-{index}.parquet"
+        frame.to_parquet(path)
+        rows = logistic.local_rows(task.query, design, path)
+        counts = logistic.count_local(rows, design.parameters)
+        party_input = logistic.party_input(task, design, rows, counts, mine=False)
+        configs.append(
+            {
+                "parties": parties,
+                "index": index,
+                "bind_host": "127.0.0.1",
+                "timeout_seconds": 240,
+                **party_input,
+            }
+        )
+    outputs = run_parties(configs, tmp_path / "parties", timeout=300)
+    results = []
+    for status, output in outputs:
+        assert status == 0, output
+        assert output["ok"], output
+        results.append(build_model_result(task, design, output))
+    return results
+
+
+def _near_maximum_frames(generator: np.random.Generator) -> list[pd.DataFrame]:
+    frames = []
+    for _ in range(3):
+        size = 300
+        age = generator.integers(95, 111, size)
+        income = generator.uniform(90_000, 100_000, size)
+        balance = generator.uniform(-100_000, -90_000, size)
+        eta = 0.25 * (age - 103) + 3e-4 * (income - 95_000) - 2e-4 * (balance + 95_000)
+        admitted = generator.random(size) < 1 / (1 + np.exp(-eta))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "age": age,
+                    "income": income,
+                    "balance": balance,
+                    "marker": np.zeros(size, dtype=int),
+                    "admitted": admitted.astype(int),
+                }
+            )
+        )
+    return frames
+
+
+def test_logit_near_declared_maximum(tmp_path):
+    # Every covariate lies within 15% of its declared bound: ages 95 to 110
+    # (at most 110), incomes 90,000 to 100,000 (at most 100,000), balances
+    # -100,000 to -90,000. Every scaled design entry is thus close to 1 in
+    # magnitude, and X'WX is close to singular.
+    frames = _near_maximum_frames(np.random.default_rng(11))
+    pooled = pd.concat(frames, ignore_index=True)
+    design = sm.add_constant(pooled[["age", "income", "balance"]].astype(float))
+    reference = sm.Logit(pooled["admitted"].astype(float), design).fit(disp=0)
+    names = {
+        "Intercept": "const",
+        "age": "age",
+        "income": "income",
+        "balance": "balance",
+    }
+
+    results = _fit(
+        tmp_path, frames, "SELECT logit(admitted ~ age + income + balance) FROM claims"
+    )
+
+    assert reference.mle_retvals["converged"]
+    for result in results:
+        rows = {row["term"]: row for row in result["rows"]}
+        assert result["status"] == "released", result["blocked"]
+        assert result["model"]["n"] == len(pooled)
+        assert result["model"]["converged"] is True
+        assert list(rows) == list(names)
+        for term, column in names.items():
+            coefficient = rows[term]["coef"]
+            std_err = rows[term]["std_err"]
+            assert coefficient == pytest.approx(reference.params[column], rel=RELATIVE)
+            assert std_err == pytest.approx(reference.bse[column], rel=RELATIVE)
