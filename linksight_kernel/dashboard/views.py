@@ -35,6 +35,10 @@ SIMILAR_RATIO = 0.75
 
 # Names of the model queries, by their kind.
 MODEL_NAMES = {"ols": "linear regression", "logit": "logistic regression"}
+SURVIVAL_NAMES = {
+    "km": "Kaplan-Meier survival curves",
+    "logrank": "a log-rank test",
+}
 
 # Characters of a request's purpose shown in the list of requests.
 PURPOSE_SHOWN = 60
@@ -199,6 +203,9 @@ def describe_analysis(spec: QuerySpec) -> str:
             f"the overlap of the lists of {spec.identifier} at {lists} "
             "(counts of persons only)"
         )
+    elif spec.kind in SURVIVAL_NAMES and spec.survival is not None:
+        event = spec.survival.text.split(", ", 1)[1]
+        text = f"{SURVIVAL_NAMES[spec.kind]} of {spec.survival.time}, event {event}"
     elif spec.kind == "crosstab":
         text = f"a crosstab of {spec.group_by[0]} by {spec.group_by[1]}"
     elif spec.aggregates:
@@ -245,9 +252,23 @@ def output_shape(spec: QuerySpec, schema: DatasetSchema, station_count: int) -> 
         for term in spec.model.terms:
             levels = schema.column(term.column).levels or []
             parameters += len(levels) - 1 if term.categorical else 1
-        return (
+        shape = (
             f"{parameters} coefficients with standard errors, confidence "
             "intervals and p-values, and n"
+        )
+        if spec.kind == "logit":
+            shape += ", and the number of iterations"
+        return shape
+    groups = f" for each of {cells} groups" if spec.group_by else ""
+    if spec.kind == "km":
+        return (
+            "the survival estimate with its 95% interval at each day with an "
+            f"event, the numbers at risk and the median{groups}"
+        )
+    if spec.kind == "logrank":
+        return (
+            "the chi-square statistic with its degrees of freedom and p-value, "
+            f"and the observed and expected events{groups}"
         )
     if spec.kind == "overlap":
         lists = len(spec.lists) or station_count
@@ -295,6 +316,31 @@ def disclosure_checks(
             f"{rules.max_parameter_fraction:g} of n",
             f"min_level_count: at least {minimum} persons at every factor level",
             "full_rank: the model's columns are not collinear",
+        ]
+        return checks
+    level_minimum = getattr(rules, "min_level_count", minimum)
+    if spec.kind == "logit":
+        checks += [
+            f"min_residual_df: n - parameters at least {rules.min_residual_df}",
+            "max_parameter_fraction: parameters at most "
+            f"{rules.max_parameter_fraction:g} of n",
+            f"min_level_count: at least {level_minimum} persons with each outcome "
+            "and at every factor level",
+            "full_rank: the model's columns are not collinear",
+            "converged: the fit converges; only the final coefficients are opened",
+        ]
+        return checks
+    if spec.kind in SURVIVAL_NAMES:
+        checks.append(
+            f"min_count: every released step rests on at least {minimum} persons "
+            "at risk, and later days are merged into one tail that is not released"
+        )
+        return checks
+    if spec.kind == "train":
+        checks += [
+            "max_parameter_fraction: parameters at most "
+            f"{rules.max_parameter_fraction:g} of n",
+            "only the pooled n, loss and accuracy, never one station's figures",
         ]
         return checks
     if spec.kind not in ("aggregate", "crosstab"):

@@ -344,11 +344,67 @@ def test_audit_csv_keeps_json():
 def test_unknown_analysis_kind_described():
     # A kind this dashboard does not know yet, such as a newer hub's.
     spec = _spec("SELECT count(*) FROM lung").model_copy(
-        update={"kind": "km", "aggregates": []}
+        update={"kind": "cox", "aggregates": []}
     )
 
-    assert describe_analysis(spec) == "a km analysis"
-    assert output_shape(spec, LUNG, 3) == "not estimated here for km queries"
+    assert describe_analysis(spec) == "a cox analysis"
+    assert output_shape(spec, LUNG, 3) == "not estimated here for cox queries"
     assert disclosure_checks(spec, CollaborationRules(), False)[-1] == (
-        "the checks of km queries in docs/disclosure-control.md"
+        "the checks of cox queries in docs/disclosure-control.md"
+    )
+
+
+def test_logistic_preview_lists_model_checks():
+    spec = _spec("SELECT logit((status == 2) ~ age + C(sex)) FROM lung")
+
+    checks = disclosure_checks(spec, CollaborationRules(), requester_holds_data=False)
+
+    assert describe_analysis(spec).startswith("a logistic regression ")
+    assert output_shape(spec, LUNG, 3).endswith("and the number of iterations")
+    assert "min_residual_df: n - parameters at least 10" in checks
+    assert any(check.startswith("min_level_count: at least 10") for check in checks)
+    assert any(check.startswith("converged:") for check in checks)
+
+
+@pytest.mark.parametrize(
+    ("query", "analysis", "shape_start"),
+    [
+        (
+            "SELECT km(time, status == 2) FROM lung GROUP BY sex",
+            "Kaplan-Meier survival curves of time, event status == 2, grouped by sex",
+            "the survival estimate with its 95% interval",
+        ),
+        (
+            "SELECT logrank(time, status == 2) FROM lung GROUP BY sex",
+            "a log-rank test of time, event status == 2, grouped by sex",
+            "the chi-square statistic",
+        ),
+    ],
+)
+def test_survival_preview(query, analysis, shape_start):
+    spec = _spec(query)
+
+    checks = disclosure_checks(spec, CollaborationRules(), requester_holds_data=False)
+
+    assert describe_analysis(spec) == analysis
+    assert output_shape(spec, LUNG, 3).startswith(shape_start)
+    assert output_shape(spec, LUNG, 3).endswith("for each of 2 groups")
+    assert checks[-1].startswith("min_count: every released step rests on at least")
+
+
+def test_training_preview_releases_pooled_only():
+    spec = _spec("SELECT train(logistic, status ~ age + C(sex), rounds = 4) FROM lung")
+
+    checks = disclosure_checks(spec, CollaborationRules(), requester_holds_data=False)
+
+    assert describe_analysis(spec) == (
+        "federated training of a logistic model status ~ age + C(sex), 4 rounds"
+    )
+    assert output_shape(spec, LUNG, 3) == (
+        "the trained model's parameters and its metrics"
+    )
+    assert "max_parameter_fraction: parameters at most 0.1 of n" in checks
+    assert (
+        checks[-1]
+        == "only the pooled n, loss and accuracy, never one station's figures"
     )
