@@ -71,6 +71,7 @@ import numpy as np
 from mpyc.runtime import mpc
 
 from station import ristretto
+from station.secure_regression import solve_and_release
 
 __all__ = ["JoinLayout", "align_lists", "join_and_release", "random_permutation"]
 
@@ -429,6 +430,79 @@ def _columns_by_name(run: JoinRun, aligned: dict[int, Any]) -> dict[str, Any]:
     return columns
 
 
+def _row_weight(run: JoinRun, columns: dict[str, Any]) -> Any:
+    """Return the product of the owners' filter columns, 1 on rows that pass."""
+    weight = columns[run.layouts[0].indicators[0]]
+    for layout in run.layouts[1:]:
+        weight = weight * columns[layout.indicators[0]]
+    return weight
+
+
+def _value_scales(run: JoinRun) -> dict[str, float]:
+    return {
+        name: scale
+        for layout in run.layouts
+        for name, scale in zip(layout.values, layout.scales, strict=True)
+    }
+
+
+async def fit_and_release(
+    run: JoinRun, aligned: dict[int, Any], joined: int
+) -> dict[str, Any]:
+    """Fit the OLS model of ``config["ols"]`` on the joined rows; open what passes.
+
+    The design is an intercept and the ``terms`` columns, the response the
+    ``response`` column, over the rows that pass the filter and have every
+    ``present`` column 1 (complete cases). One secure matrix product gives
+    n, X'X, X'y and y'y, and :func:`station.secure_regression.solve_and_release`
+    solves and checks them as for horizontal data. The opened coefficients
+    and variances are scaled back to the columns' units.
+    """
+    model = run.config["ols"]
+    columns = _columns_by_name(run, aligned)
+    weight = _row_weight(run, columns)
+    for name in model["present"]:
+        weight = weight * columns[name]
+    names = ["Intercept", *model["terms"]]
+    parts = [weight]
+    parts += [weight * columns[name] for name in model["terms"]]
+    parts.append(weight * columns[model["response"]])
+    stacked = np.column_stack(parts)
+    gram = mpc.np_tolist(np.transpose(stacked) @ stacked)
+    p = len(names)
+    pooled = [gram[0][0]]
+    pooled += [gram[i][j] for i in range(p) for j in range(i, p)]
+    pooled += [gram[i][p] for i in range(p)]
+    pooled.append(gram[p][p])
+    settings = {
+        "parameters": p,
+        "names": names,
+        "factors": model.get("factors", []),
+        "min_count": run.min_count,
+        "min_residual_df": model["min_residual_df"],
+        "max_parameter_fraction": model["max_parameter_fraction"],
+    }
+    fit = await solve_and_release(run.secfxp, pooled, None, settings)
+    output: dict[str, Any] = {"checks": fit["checks"], "names": names}
+    failed = [check for check in fit["checks"] if not check["passed"]]
+    if failed:
+        output.update(status="blocked", rule=failed[0]["rule"], values=None)
+        return output
+    scales = _value_scales(run)
+    response_scale = scales.get(model["response"], 1.0)
+    factors = [response_scale / scales.get(name, 1.0) for name in names]
+    values = fit["values"]
+    coefficients = [b * f for b, f in zip(values["coefficients"], factors, strict=True)]
+    variances = [v * f * f for v, f in zip(values["variances"], factors, strict=True)]
+    output.update(
+        status="released",
+        rule=None,
+        joined=joined,
+        values={"coefficients": coefficients, "variances": variances, "n": values["n"]},
+    )
+    return output
+
+
 async def aggregate_and_release(
     run: JoinRun, aligned: dict[int, Any], joined: int
 ) -> dict[str, Any]:
@@ -437,14 +511,8 @@ async def aggregate_and_release(
     columns = _columns_by_name(run, aligned)
     cells = plan_cells(config.get("groups", []))
     means = config.get("means", [])
-    scales = {
-        name: scale
-        for layout in run.layouts
-        for name, scale in zip(layout.values, layout.scales, strict=True)
-    }
-    weight = columns[run.layouts[0].indicators[0]]
-    for layout in run.layouts[1:]:
-        weight = weight * columns[layout.indicators[0]]
+    scales = _value_scales(run)
+    weight = _row_weight(run, columns)
     counts = []
     sums = []
     squares = []
@@ -546,7 +614,10 @@ async def join_and_release(config: dict[str, Any]) -> dict[str, Any]:
         )
     run.timings["alignment_seconds"] = time.monotonic() - aligning
     computing = time.monotonic()
-    output = await aggregate_and_release(run, aligned, joined)
+    if "ols" in config:
+        output = await fit_and_release(run, aligned, joined)
+    else:
+        output = await aggregate_and_release(run, aligned, joined)
     run.timings["aggregation_seconds"] = time.monotonic() - computing
     output["timings"] = {k: round(v, 3) for k, v in run.timings.items()}
     output["timings"]["protocol_seconds"] = round(time.monotonic() - started, 3)

@@ -79,13 +79,28 @@ async def fit_and_release(config: dict[str, Any]) -> dict[str, Any]:
     """
     fraction_bits = config["fraction_bits"]
     secfxp = mpc.SecFxp(2 * fraction_bits, fraction_bits)
-    p = config["parameters"]
-    min_count = config["min_count"]
-
     shared = mpc.input([secfxp(float(value)) for value in config["vector"]])
     for party in shared:
         clear_integral(party)
     pooled = [mpc.sum(list(column)) for column in zip(*shared, strict=True)]
+    own = None
+    if config["requester_contributes"]:
+        own_shared = mpc.input([secfxp(float(config["own_n"]))])
+        own = mpc.sum([clear_integral(party)[0] for party in own_shared])
+    return await solve_and_release(secfxp, pooled, own, config)
+
+
+async def solve_and_release(
+    secfxp: Any, pooled: list[Any], own: Any, config: dict[str, Any]
+) -> dict[str, Any]:
+    """Run steps 3 to 5 above on the pooled vector, secure numbers of `secfxp`.
+
+    `pooled` is laid out as each party's vector, and `own` is the
+    requester's own n, or None when the requester contributes no rows.
+    Returns what :func:`fit_and_release` returns.
+    """
+    p = config["parameters"]
+    min_count = config["min_count"]
     n = pooled[0]
     triangle = pooled[1 : 1 + p * (p + 1) // 2]
     cross = pooled[1 + p * (p + 1) // 2 : 1 + p * (p + 1) // 2 + p]
@@ -105,9 +120,7 @@ async def fit_and_release(config: dict[str, Any]) -> dict[str, Any]:
         checks.append({"rule": rule, "term": term, "level": level})
 
     check(n >= min_count, "min_count")
-    if config["requester_contributes"]:
-        own_shared = mpc.input([secfxp(float(config["own_n"]))])
-        own = mpc.sum([clear_integral(party)[0] for party in own_shared])
+    if own is not None:
         check(n - own >= min_count, "min_count_without_requester")
     check(n >= p + config["min_residual_df"], "min_residual_df")
     # p <= fraction * n, with the public bound rounded up to a whole row.

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.formula.api as smf
 from mpc_parties import loopback_parties, run_parties
 
 from linksight.network import heart_data
@@ -50,15 +51,20 @@ def _hospital(frame: pd.DataFrame) -> dict[str, Any]:
 
 
 def _lab(frame: pd.DataFrame) -> dict[str, Any]:
-    # Cholesterol 0 means not measured, so it is missing.
+    # A cholesterol or blood pressure of 0 means not measured: missing.
     chol = frame["chol"].astype(float).fillna(0)
+    trestbps = frame["trestbps"].astype(float).fillna(0)
     return {
         "keys": frame["person"].tolist(),
         "indicators": [
             np.ones(len(frame)).tolist(),
             (chol > 0).astype(float).tolist(),
+            (trestbps > 0).astype(float).tolist(),
         ],
-        "values": [(chol / SCALES["chol"]).tolist()],
+        "values": [
+            (chol / SCALES["chol"]).tolist(),
+            (trestbps / SCALES["trestbps"]).tolist(),
+        ],
     }
 
 
@@ -81,9 +87,9 @@ LAYOUTS = {
         "scales": [SCALES["age"]],
     },
     "lab": {
-        "indicators": ["lab_where", "chol_present"],
-        "values": ["chol"],
-        "scales": [SCALES["chol"]],
+        "indicators": ["lab_where", "chol_present", "trestbps_present"],
+        "values": ["chol", "trestbps"],
+        "scales": [SCALES["chol"], SCALES["trestbps"]],
     },
     "insurer": {
         "indicators": ["insurer_where", "thalch_present"],
@@ -155,7 +161,7 @@ def test_align_lists_partial_overlap():
 def test_join_three_stations_matches_pandas(tmp_path, heart):
     # Prepare: each station has 85% of the persons, a different 85% each.
     hospital = _subset(heart[["person", "age", "sex"]], 0.85, 1)
-    lab = _subset(heart[["person", "chol"]], 0.85, 2)
+    lab = _subset(heart[["person", "chol", "trestbps"]], 0.85, 2)
     insurer = _subset(heart[["person", "thalch", "num"]], 0.85, 3)
     owners = {0: "hospital", 1: "lab", 2: "insurer"}
     rows = [_hospital(hospital), _lab(lab), _insurer(insurer)]
@@ -192,7 +198,7 @@ def test_join_three_stations_matches_pandas(tmp_path, heart):
 def test_join_helper_comparer_two_owners(tmp_path, heart):
     # Party 2 has no data: it compares, and reorders no list of its own.
     hospital = _subset(heart[["person", "age", "sex"]], 0.9, 4)
-    lab = _subset(heart[["person", "chol"]], 0.8, 5)
+    lab = _subset(heart[["person", "chol", "trestbps"]], 0.8, 5)
     owners = {0: "hospital", 1: "lab"}
     means = [{"value": "age", "present": "hospital_where"}]
 
@@ -216,7 +222,7 @@ def test_join_small_overlap_blocked(tmp_path, heart):
     # Only 8 persons are at both stations: the join is blocked before any
     # attribute is shared.
     hospital = heart[["person", "age", "sex"]].iloc[:300]
-    lab = heart[["person", "chol"]].iloc[292:600]
+    lab = heart[["person", "chol", "trestbps"]].iloc[292:600]
     owners = {0: "hospital", 1: "lab"}
 
     outputs = _run(tmp_path, [_hospital(hospital), _lab(lab), None], owners, 1)
@@ -225,3 +231,68 @@ def test_join_small_overlap_blocked(tmp_path, heart):
     assert outputs[0]["rule"] == "min_count"
     assert outputs[0]["values"] is None
     assert outputs[0]["checks"][0]["statistic"] == "joined persons"
+
+
+def test_join_ols_matches_statsmodels(tmp_path, heart):
+    # Prepare: three stations, 85% to 90% of the persons each.
+    hospital = _subset(heart[["person", "age", "sex"]], 0.9, 6)
+    lab = _subset(heart[["person", "chol", "trestbps"]], 0.85, 7)
+    insurer = _subset(heart[["person", "thalch", "num"]], 0.85, 8)
+    owners = {0: "hospital", 1: "lab", 2: "insurer"}
+    rows = [_hospital(hospital), _lab(lab), _insurer(insurer)]
+    ols = {
+        "response": "trestbps",
+        "terms": ["age", "chol", "thalch", "sex=Male"],
+        "present": ["chol_present", "trestbps_present", "thalch_present"],
+        "factors": [],
+        "min_residual_df": 10,
+        "max_parameter_fraction": 0.1,
+    }
+
+    # Execute: party 1 compares; the filters are age > 50 and num > 0.
+    outputs = _run(tmp_path, rows, owners, 1, ols=ols)
+
+    # Assert against statsmodels on the inner join's complete cases.
+    merged = hospital.merge(lab, on="person").merge(insurer, on="person")
+    chosen = merged[(merged["age"] > 50) & (merged["num"] > 0)].copy()
+    chosen = chosen[(chosen["chol"] > 0) & (chosen["trestbps"] > 0)]
+    chosen = chosen.dropna(subset=["thalch"]).astype({"thalch": float})
+    chosen["male"] = (chosen["sex"] == "Male").astype(float)
+    for column in ("age", "chol", "trestbps"):
+        chosen[column] = chosen[column].astype(float)
+    pooled = smf.ols("trestbps ~ age + chol + thalch + male", chosen).fit()
+    values = outputs[1]["values"]
+    assert outputs[1]["status"] == "released"
+    assert outputs[1]["names"] == ["Intercept", "age", "chol", "thalch", "sex=Male"]
+    assert values["n"] == int(pooled.nobs)
+    assert values["coefficients"] == pytest.approx(list(pooled.params), rel=1e-4)
+    errors = np.sqrt(values["variances"])
+    assert list(errors) == pytest.approx(list(pooled.bse), rel=1e-4)
+    assert all(o["values"] == values for o in outputs)
+
+
+def test_join_ols_blocked_names_rule(tmp_path, heart):
+    # At most 45 persons are joined, but 5 parameters need n >= 50 at 10%
+    # of n. With the intercept, the two sex indicators are also collinear.
+    hospital = heart[["person", "age", "sex"]].iloc[:300]
+    lab = heart[["person", "chol", "trestbps"]].iloc[255:600]
+    owners = {0: "hospital", 1: "lab"}
+    hospital_rows = _hospital(hospital)
+    hospital_rows["indicators"][0] = np.ones(len(hospital)).tolist()
+    ols = {
+        "response": "trestbps",
+        "terms": ["age", "chol", "sex=Male", "sex=Female"],
+        "present": ["chol_present", "trestbps_present"],
+        "factors": [],
+        "min_residual_df": 10,
+        "max_parameter_fraction": 0.1,
+    }
+
+    outputs = _run(tmp_path, [hospital_rows, _lab(lab), None], owners, 2, ols=ols)
+
+    failed = [check["rule"] for check in outputs[0]["checks"] if not check["passed"]]
+    assert outputs[0]["status"] == "blocked"
+    assert outputs[0]["values"] is None
+    assert "max_parameter_fraction" in failed
+    assert "full_rank" in failed
+    assert outputs[0]["rule"] == failed[0]
