@@ -283,8 +283,10 @@ RULE_DESCRIPTIONS = {
         "coefficients are not unique"
     ),
     "converged": (
-        "Newton's method did not converge within its maximum number of "
-        "steps, which happens when the terms separate the outcome"
+        "Newton's method did not converge after {iterations} steps, because "
+        "the coefficients kept growing or the Hessian became singular: perfect "
+        "separation is likely, meaning that the terms predict the outcome "
+        "without error for some persons"
     ),
 }
 
@@ -299,7 +301,10 @@ RULE_FIXES = {
         "remove the C() term, or filter out its small levels with WHERE"
     ),
     "full_rank": "remove the redundant term from the formula",
-    "converged": "remove the term that separates the outcome, or widen the filter",
+    "converged": (
+        "remove or coarsen the term that separates the outcome, or widen the "
+        "filter so that it includes persons with the other outcome"
+    ),
 }
 
 
@@ -360,7 +365,10 @@ def build_model_result(
         result["status"] = "blocked"
         result["columns"] = []
         result["rows"] = []
-        result["blocked"] = _blocked_summary(task, design, failed)
+        iterations = output.get("iterations")
+        if iterations is not None:
+            result["model"].update(iterations=iterations, converged=False)
+        result["blocked"] = _blocked_summary(task, design, failed, iterations)
     else:
         values = output["values"]
         n = values["n"]
@@ -384,7 +392,10 @@ def build_model_result(
 
 
 def _blocked_summary(
-    task: TaskSpec, design: DesignLayout, failed: list[dict[str, Any]]
+    task: TaskSpec,
+    design: DesignLayout,
+    failed: list[dict[str, Any]],
+    iterations: int | None = None,
 ) -> dict[str, Any]:
     rule = failed[0]["rule"]
     disclosure = task.disclosure
@@ -393,6 +404,7 @@ def _blocked_summary(
         min_residual_df=disclosure.min_residual_df,
         parameters=design.parameters,
         fraction=disclosure.max_parameter_fraction,
+        iterations=iterations,
     )
     where = []
     for check in failed:
@@ -401,6 +413,9 @@ def _blocked_summary(
         if label != "model":
             where.append(f"{check['rule']} at {label}")
     detail = f" ({'; '.join(where)})" if where else ""
+    if rule == "converged":
+        growing = [check["statistic"] for check in failed]
+        detail = f" (still growing: {', '.join(growing)})"
     message = (
         f"blocked by disclosure control, rule {rule}: {reason}{detail}. To "
         f"release the model, {RULE_FIXES.get(rule, 'change the query')}."

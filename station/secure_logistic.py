@@ -17,17 +17,22 @@ party, at least three parties). The coefficients b start at 0.
    moved by more than the step tolerance, each party computes its Hessian
    and gradient at the new b from its own rows, secret-shares them, and the
    parties solve the next step as in 2, without the rule bits.
+   From the second step on, the parties also open one bit per step: whether
+   every pivot of the elimination exceeds 2^-(f/2).
 4. Once no coefficient moves by more than the tolerance, the diagonal of the
    last inverse (the coefficients' variances) and n are opened. A fit still
-   moving after the maximum number of steps is blocked: coefficients that
-   keep growing mean that the terms separate the outcome.
+   moving after the maximum number of steps, or whose pivot bit fails, is
+   blocked with rule ``converged``, naming the terms whose coefficients
+   were still growing: coefficients that keep growing mean that the terms
+   separate the outcome.
 
 Threat model: semi-honest parties, no coalition of more than
 floor((m - 1) / 2) of the m parties. Every party learns the opened bits, the
 coefficients after every step (b_1, b_2, ..., the last being the released
 fit), the number of steps and, when released, the variances and n. The
 pooled counts, Hessians and gradients are never opened. The scientist
-receives only the released fit and the number of steps.
+receives only the released fit and the number of steps, or for a blocked
+fit the failed rule, the number of steps and the names of growing terms.
 """
 
 from __future__ import annotations
@@ -68,6 +73,33 @@ def _newton_system(terms: list[Any], p: int, secfxp: Any) -> list[list[Any]]:
         hessian[i] + [one if i == j else zero for j in range(p)] + [gradient[i]]
         for i in range(p)
     ]
+
+
+def growing_terms(names: list[str], step: list[float]) -> list[str]:
+    """Return the terms whose coefficients moved most in the last Newton step.
+
+    Those are the terms whose change is at least a tenth of the largest
+    change, the intercept left out unless it is the only one. When the terms
+    separate the outcome, their coefficients grow without bound.
+    """
+    largest = max(abs(change) for change in step)
+    moving = [
+        name
+        for name, change in zip(names, step, strict=True)
+        if abs(change) >= 0.1 * largest
+    ]
+    return [name for name in moving if name != "Intercept"] or moving
+
+
+def _not_converged(
+    checks: list[dict[str, Any]], names: list[str], step: list[float], iterations: int
+) -> dict[str, Any]:
+    """Return a blocked output with one failed `converged` check per growing term."""
+    for name in growing_terms(names, step):
+        checks.append(
+            {"rule": "converged", "term": name, "level": None, "passed": False}
+        )
+    return {"checks": checks, "values": None, "iterations": iterations}
 
 
 async def fit_and_release(config: dict[str, Any]) -> dict[str, Any]:
@@ -131,6 +163,9 @@ async def fit_and_release(config: dict[str, Any]) -> dict[str, Any]:
     if not all(entry["passed"] for entry in checks):
         return {"checks": checks, "values": None}
 
+    # A pivot below 2^-(f/2) keeps fewer than f/2 significant bits, and its
+    # reciprocal comes close to the integer part's bound.
+    smallest_pivot = secfxp(2.0 ** -(fraction_bits // 2))
     iterations = 0
     while True:
         step = [float(v) for v in await mpc.output([row[2 * p] for row in augmented])]
@@ -141,13 +176,14 @@ async def fit_and_release(config: dict[str, Any]) -> dict[str, Any]:
         if largest <= config["step_tolerance"]:
             break
         if iterations >= config["max_iterations"]:
-            checks.append(
-                {"rule": "converged", "term": "model", "level": None, "passed": False}
-            )
-            return {"checks": checks, "values": None}
+            return _not_converged(checks, config["names"], step, iterations)
         terms = _pool(newton_terms(config, coefficients), secfxp)
         augmented = _newton_system(terms, p, secfxp)
-        gauss_jordan(augmented)
+        pivots = gauss_jordan(augmented)
+        regular = mpc.all([pivot > smallest_pivot for pivot in pivots])
+        if not round(float(await mpc.output(regular))):
+            logger.info("Newton step %d: the Hessian is singular", iterations + 1)
+            return _not_converged(checks, config["names"], step, iterations)
 
     checks.append({"rule": "converged", "term": "model", "level": None, "passed": True})
     values = await mpc.output([augmented[i][p + i] for i in range(p)] + [n])

@@ -7,6 +7,7 @@ The released table is compared with statsmodels' Logit on the pooled rows.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 import statsmodels.api as sm
 from mpc_parties import loopback_parties, run_parties
 from nacl.public import PrivateKey
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from linksight.query import parse_query
 from linksight.result_encryption import encode_key
@@ -41,7 +43,7 @@ SCHEMA = DatasetSchema(
 )
 
 
-def _task(query: str, parties: list[dict[str, Any]], **disclosure: Any) -> TaskSpec:
+def _task(query: str, parties: list[dict[str, Any]]) -> TaskSpec:
     spec = parse_query(query, {"claims": SCHEMA})
     return TaskSpec(
         task_id="task-1",
@@ -53,17 +55,20 @@ def _task(query: str, parties: list[dict[str, Any]], **disclosure: Any) -> TaskS
         requester="sam",
         requester_organisation="Research Institute",
         requester_key=encode_key(PrivateKey.generate().public_key),
-        disclosure=DisclosureSettings(**disclosure),
+        disclosure=DisclosureSettings(),
         issued_at="2026-01-01T00:00:00+00:00",
     )
 
 
 def _fit(
-    tmp_path: Path, frames: list[pd.DataFrame], query: str, **disclosure: Any
+    tmp_path: Path,
+    frames: list[pd.DataFrame],
+    query: str,
+    max_iterations: int = logistic.MAX_ITERATIONS,
 ) -> list[dict[str, Any]]:
     """Write one Parquet file per station, run the parties, return their results."""
     parties = loopback_parties(len(frames))
-    task = _task(query, parties, **disclosure)
+    task = _task(query, parties)
     design = build_design(task.query, SCHEMA)
     configs = []
     for index, frame in enumerate(frames):
@@ -79,6 +84,7 @@ def _fit(
                 "bind_host": "127.0.0.1",
                 "timeout_seconds": 240,
                 **party_input,
+                "max_iterations": max_iterations,
             }
         )
     outputs = run_parties(configs, tmp_path / "parties", timeout=300)
@@ -145,3 +151,62 @@ def test_logit_near_declared_maximum(tmp_path):
             std_err = rows[term]["std_err"]
             assert coefficient == pytest.approx(reference.params[column], rel=RELATIVE)
             assert std_err == pytest.approx(reference.bse[column], rel=RELATIVE)
+
+
+def _separated_frames(generator: np.random.Generator) -> list[pd.DataFrame]:
+    """Return three stations' rows in which every person with marker 1 is admitted."""
+    frames = []
+    for _ in range(3):
+        size = 200
+        marker = (np.arange(size) % 8 == 0).astype(int)
+        admitted = np.where(marker == 1, 1, generator.random(size) < 0.4)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "age": generator.integers(20, 90, size),
+                    "income": generator.uniform(0, 100_000, size),
+                    "balance": generator.uniform(-100_000, 100_000, size),
+                    "marker": marker,
+                    "admitted": admitted.astype(int),
+                }
+            )
+        )
+    return frames
+
+
+def test_logit_separation_blocked(tmp_path):
+    frames = _separated_frames(np.random.default_rng(5))
+    pooled = pd.concat(frames, ignore_index=True)
+    design = sm.add_constant(pooled[["age", "marker"]].astype(float))
+    with pytest.warns(ConvergenceWarning):
+        reference = sm.Logit(pooled["admitted"].astype(float), design).fit(disp=0)
+
+    # From the fourth step on, the coefficient of (marker == 1) grows by
+    # about 1 per step and the others stay put. Six steps instead of 25
+    # keep the test short, and the limit is the only difference.
+    results = _fit(
+        tmp_path,
+        frames,
+        "SELECT logit(admitted ~ age + (marker == 1)) FROM claims",
+        max_iterations=6,
+    )
+
+    assert not reference.mle_retvals["converged"]
+    assert pooled.loc[pooled["marker"] == 1, "admitted"].min() == 1
+    for result in results:
+        failed = [check for check in result["checks"] if not check["passed"]]
+        message = result["blocked"]["message"]
+        assert result["status"] == "blocked"
+        assert result["rows"] == []
+        assert result["columns"] == []
+        assert result["model"]["n"] is None
+        assert result["model"]["converged"] is False
+        assert result["model"]["iterations"] == 6
+        assert '"coef"' not in json.dumps(result)
+        assert result["blocked"]["rule"] == "converged"
+        assert [check["statistic"] for check in failed] == ["(marker == 1)"]
+        assert f"did not converge after {result['model']['iterations']} steps" in (
+            message
+        )
+        assert "perfect separation is likely" in message
+        assert "(still growing: (marker == 1))" in message
