@@ -1,10 +1,10 @@
 """The example notebooks, run against the session playground by a real kernel.
 
-nbclient fails on any error a cell raises, including a UsageError that a
-magic prints without an error output; only cells tagged raises-exception
-may raise. nbval reruns each notebook and compares every output with the
-stored one, after notebooks/sanitize.cfg has replaced request ids, audit
-record numbers, durations and ports.
+nbval reruns each notebook and compares every output with the stored one,
+after notebooks/sanitize.cfg has replaced request ids, audit record numbers,
+durations and ports. A cell that raises fails the run unless it is tagged
+raises-exception, and a UsageError that a magic prints without an error
+output differs from the stored output, so it fails too.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
@@ -24,6 +23,7 @@ PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 def test_every_analysis_has_notebook():
     assert [path.name for path in PATHS] == [
         "descriptive_statistics.ipynb",
+        "federated_training.ipynb",
         "regression.ipynb",
         "survival.ipynb",
         "waiting_list.ipynb",
@@ -31,15 +31,11 @@ def test_every_analysis_has_notebook():
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda path: path.stem)
-def test_notebook_runs_with_nbclient(playground, path):
+def test_only_tagged_cells_show_errors(path):
+    # nbval below reruns every notebook and compares each output with the
+    # stored one, so the stored errors are the ones a run raises.
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        notebook,
-        timeout=300,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(NOTEBOOKS)}},
-    )
-    client.execute()
+
     errors = [
         (index, output["ename"])
         for index, cell in enumerate(notebook.cells)
@@ -51,11 +47,21 @@ def test_notebook_runs_with_nbclient(playground, path):
         for index, cell in enumerate(notebook.cells)
         if "raises-exception" in cell.get("metadata", {}).get("tags", [])
     ]
+
+    usage_errors = [
+        index
+        for index, cell in enumerate(notebook.cells)
+        for output in cell.get("outputs", [])
+        if output["output_type"] == "stream" and "UsageError" in output["text"]
+    ]
+
     assert [index for index, _ in errors] == tagged
     assert {name for _, name in errors} <= {"DisclosureBlockedError"}
+    assert usage_errors == []
 
 
-def test_notebooks_match_stored_outputs(playground):
+@pytest.mark.parametrize("path", PATHS, ids=lambda path: path.stem)
+def test_notebook_matches_stored_outputs(playground, path):
     completed = subprocess.run(
         [
             sys.executable,
@@ -67,12 +73,13 @@ def test_notebooks_match_stored_outputs(playground):
             "-p",
             "no:cacheprovider",
             "-q",
-            str(NOTEBOOKS),
+            str(path),
         ],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=280,
         env=playground.environment(),
     )
+
     assert completed.returncode == 0, completed.stdout[-5000:]
-    assert f"{len(PATHS)} failed" not in completed.stdout
+    assert " passed" in completed.stdout, completed.stdout[-5000:]
