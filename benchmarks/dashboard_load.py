@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import re
 import statistics
 import tempfile
 import time
@@ -29,15 +27,13 @@ from pathlib import Path
 
 import psutil
 import voila
+from benchmark_docs import machine, write_section
 from playwright.sync_api import sync_playwright
 
 from linksight.network import LocalNetwork, free_port
 from linksight_kernel.config import ENV_CONFIG, write_config
 from linksight_kernel.dashboard.server import DashboardServer, start_dashboard
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-START_MARK = "<!-- dashboard-load:start -->"
-END_MARK = "<!-- dashboard-load:end -->"
 CHROMIUM = "/usr/bin/chromium"
 CULL_WAIT_SECONDS = 120.0
 
@@ -91,17 +87,10 @@ def report(
     rows = "\n".join(
         f"| {index} | {value:.2f} |" for index, value in enumerate(seconds, start=1)
     )
-    cpu = platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        match = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
-        if match:
-            cpu = match.group(1).strip()
     return f"""## Stewards' dashboard: page load and kernel culling
 
 Command: `python benchmarks/dashboard_load.py --loads {loads} --cull-idle {cull}`
-Machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()},
-Voila {voila.__version__}, Debian Chromium headless
+Machine: {machine(f"Voila {voila.__version__}", "Debian Chromium headless")}
 Date: {date.today().isoformat()}
 Load average (1 min) after the run: {load_average:.1f}; other work on the
 machine shares its cores, so an idle machine gives lower times.
@@ -122,19 +111,6 @@ first calls to the hub.
 
 Voila culled kernels idle for {cull} s with no page connected, checked every
 2 s; `linksight dashboard` uses 300 s, checked every 60 s."""
-
-
-def write_section(text: str) -> None:
-    """Replace this script's section of docs/benchmarks.md with `text`."""
-    current = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    section = f"{START_MARK}\n{text}\n{END_MARK}"
-    if START_MARK in current and END_MARK in current:
-        before = current.split(START_MARK)[0]
-        after = current.split(END_MARK, 1)[1]
-        current = before + section + after
-    else:
-        current = current.rstrip("\n") + "\n\n" + section + "\n"
-    DOCS.write_text(current)
 
 
 def main() -> None:
@@ -183,7 +159,7 @@ def main() -> None:
             network.stop()
     text = report(seconds, culled_after, left, args.loads, args.cull_idle)
     print(text)
-    write_section(text)
+    write_section("dashboard-load", text)
 
 
 if __name__ == "__main__":

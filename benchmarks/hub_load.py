@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import math
 import os
-import platform
 import random
 import re
 import sqlite3
@@ -39,16 +38,13 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from benchmark_docs import machine, write_section
 from nacl.public import PrivateKey
 
 from governance.concurrency import MAX_CONCURRENT_REQUESTS
 from linksight.network import LocalNetwork, lung_schema_path
 from linksight.result_encryption import encode_key
 from linksight.schema import load_schema
-
-START_MARK = "<!-- hub-load:start -->"
-END_MARK = "<!-- hub-load:end -->"
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 COLLABORATION = "lung-study"
 HOSPITALS = {"st-a": "Hospital A", "st-b": "Hospital B", "st-c": "Hospital C"}
@@ -76,21 +72,6 @@ class Sample:
     step: str
     seconds: float
     error: str | None
-
-
-def machine() -> str:
-    """Describe the CPU, cores and software versions of this machine."""
-    model = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        match = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
-        if match:
-            model = match.group(1).strip()
-    return (
-        f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"SQLite {sqlite3.sqlite_version}, uvicorn {uvicorn.__version__}, "
-        f"httpx {httpx.__version__}"
-    )
 
 
 def set_up_hub(network: LocalNetwork, clients: int) -> list[str]:
@@ -378,11 +359,16 @@ def report(
         polling for tasks at the same time.""",
     ]
 
+    software = (
+        f"SQLite {sqlite3.sqlite_version}",
+        f"uvicorn {uvicorn.__version__}",
+        f"httpx {httpx.__version__}",
+    )
     lines = [
         f"## Hub load: {clients} scientists at once",
         "",
         f"Command: `{command}`",
-        f"Machine: {machine()}",
+        f"Machine: {machine(*software)}",
         f"Date: {datetime.now(UTC):%Y-%m-%d}",
         "",
         setup,
@@ -403,20 +389,6 @@ def report(
     for text in meaning:
         lines += [paragraph(text), ""]
     return "\n".join(lines)
-
-
-def write_section(text: str) -> None:
-    """Replace this script's section of docs/benchmarks.md with `text`."""
-    DOCS.parent.mkdir(parents=True, exist_ok=True)
-    current = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    section = f"{START_MARK}\n{text}\n{END_MARK}"
-    if START_MARK in current and END_MARK in current:
-        before = current.split(START_MARK)[0]
-        after = current.split(END_MARK, 1)[1]
-        current = before + section + after
-    else:
-        current = current.rstrip("\n") + "\n\n" + section + "\n"
-    DOCS.write_text(current)
 
 
 def main() -> None:
@@ -461,7 +433,7 @@ def main() -> None:
     text = report(samples, seconds, server, arguments, load_average)
     print(text)
     if not arguments.no_write:
-        write_section(text)
+        write_section("hub-load", text)
     if any(sample.error is not None for sample in samples):
         sys.exit(1)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import statistics
 import tempfile
@@ -25,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import mpyc
+from benchmark_docs import machine, write_section
 
 from linksight.network import LocalNetwork, lung_data, lung_schema_path
 from linksight.query import parse_query
@@ -32,23 +32,6 @@ from linksight.schema import load_schema
 from station.aggregates import fixed_point_size
 
 QUERY = "SELECT mean(age), var(age) FROM lung GROUP BY sex"
-START_MARK = "<!-- query-latency:start -->"
-END_MARK = "<!-- query-latency:end -->"
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-
-
-def machine() -> str:
-    """Describe the CPU, cores and Python of this machine."""
-    model = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        match = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
-        if match:
-            model = match.group(1).strip()
-    return (
-        f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"MPyC {mpyc.__version__}"
-    )
 
 
 def time_federated(repeats: int) -> tuple[list[float], list[float]]:
@@ -98,20 +81,6 @@ def time_pandas() -> float:
     return seconds / runs
 
 
-def write_section(text: str) -> None:
-    """Replace this script's section of docs/benchmarks.md with `text`."""
-    DOCS.parent.mkdir(parents=True, exist_ok=True)
-    current = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    section = f"{START_MARK}\n{text}\n{END_MARK}"
-    if START_MARK in current and END_MARK in current:
-        before = current.split(START_MARK)[0]
-        after = current.split(END_MARK, 1)[1]
-        current = before + section + after
-    else:
-        current = current.rstrip("\n") + "\n\n" + section + "\n"
-    DOCS.write_text(current)
-
-
 def main() -> None:
     """Run the benchmark, print it, and record it in docs/benchmarks.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -135,7 +104,7 @@ def main() -> None:
 ## Query latency: mean and variance of age by sex
 
 Command: `python benchmarks/query_latency.py --repeats {arguments.repeats}`
-Machine: {machine()}
+Machine: {machine(f"MPyC {mpyc.__version__}")}
 Date: {datetime.now(UTC):%Y-%m-%d}
 Load average (1 min) when the run started: {load_before:.1f}; other work on
 the machine shares its two cores, so an idle machine gives lower times.
@@ -163,7 +132,7 @@ division and comparison on {2 * fraction_bits}-bit fixed-point numbers with
 {fraction_bits} fractional bits), not work per row.
 """
     print(text)
-    write_section(text)
+    write_section("query-latency", text)
 
 
 if __name__ == "__main__":
