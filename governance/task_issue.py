@@ -128,6 +128,7 @@ def issue_task(session: Session, hub: Hub, request: QueryRequest, actor: Actor) 
                 min_count=rules.min_count,
                 min_residual_df=rules.min_residual_df,
                 max_parameter_fraction=rules.max_parameter_fraction,
+                min_level_count=rules.min_level_count,
                 dominance_n=rules.dominance_n,
                 dominance_k=rules.dominance_k,
                 p_percent=rules.p_percent,

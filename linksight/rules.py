@@ -48,6 +48,12 @@ class CollaborationRules(BaseModel):
         le=1,
         description="maximum number of model parameters as a fraction of n",
     )
+    min_level_count: int = Field(
+        default=10,
+        ge=1,
+        description="minimum persons at every level of a binary model outcome, "
+        "of a condition term and of every C() term, the reference level included",
+    )
     dominance_n: int = Field(
         default=2,
         ge=1,

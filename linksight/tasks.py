@@ -28,6 +28,7 @@ class DisclosureSettings(BaseModel):
     min_count: int = Field(default=10, ge=1)
     min_residual_df: int = Field(default=10, ge=1)
     max_parameter_fraction: float = Field(default=0.1, gt=0, le=1)
+    min_level_count: int = Field(default=10, ge=1)
     dominance_n: int = Field(default=2, ge=1, le=5)
     dominance_k: float = Field(default=0.85, gt=0, le=1)
     p_percent: float = Field(default=0.10, ge=0, lt=1)

@@ -105,6 +105,12 @@ class LocalPolicy(BaseModel):
     """This station's own rules; a task must satisfy them as well."""
 
     min_count: int = Field(default=10, ge=1)
+    min_level_count: int = Field(
+        default=10,
+        ge=1,
+        description="minimum persons at every level of a binary model outcome "
+        "or covariate; a task whose collaboration allows fewer is rejected",
+    )
     allowed_analyses: list[str] = Field(default_factory=lambda: list(ANALYSES))
     max_mpc_seconds: float = Field(default=300.0, gt=0)
 

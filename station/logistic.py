@@ -146,6 +146,7 @@ def party_input(
         "min_count": disclosure.min_count,
         "min_residual_df": disclosure.min_residual_df,
         "max_parameter_fraction": disclosure.max_parameter_fraction,
+        "min_level_count": disclosure.min_level_count,
         "requester_contributes": task.requester_organisation in organisations,
         "fraction_bits": fixed_point_size(len(task.parties)),
         "step_tolerance": STEP_TOLERANCE,

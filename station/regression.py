@@ -276,7 +276,7 @@ RULE_DESCRIPTIONS = {
     ),
     "min_level_count": (
         "a level of a C() term, of a condition term or of a binary response "
-        "has fewer than {min_count} persons"
+        "has fewer than {min_level_count} persons"
     ),
     "full_rank": (
         "a design column is a linear combination of the others, so the "
@@ -332,6 +332,7 @@ def party_input(
         "min_count": disclosure.min_count,
         "min_residual_df": disclosure.min_residual_df,
         "max_parameter_fraction": disclosure.max_parameter_fraction,
+        "min_level_count": disclosure.min_level_count,
         "requester_contributes": task.requester_organisation in organisations,
         "fraction_bits": fixed_point_size(len(task.parties)),
     }
@@ -404,6 +405,7 @@ def _blocked_summary(
         min_residual_df=disclosure.min_residual_df,
         parameters=design.parameters,
         fraction=disclosure.max_parameter_fraction,
+        min_level_count=disclosure.min_level_count,
         iterations=iterations,
     )
     where = []

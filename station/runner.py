@@ -272,6 +272,11 @@ class TaskRunner:
                 f"the task's minimum count {task.disclosure.min_count} is below "
                 f"this station's local minimum {policy.min_count}"
             )
+        if task.disclosure.min_level_count < policy.min_level_count:
+            raise TaskRefused(
+                f"the task's minimum level count {task.disclosure.min_level_count} "
+                f"is below this station's local minimum {policy.min_level_count}"
+            )
         if task.query.kind not in policy.allowed_analyses:
             raise TaskRefused(
                 f"analysis {task.query.kind!r} is not allowed by this station's "

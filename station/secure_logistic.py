@@ -10,9 +10,9 @@ party, at least three parties). The coefficients b start at 0.
 2. Gauss-Jordan elimination on [X'WX | I | X'(y - mu)] gives the Newton step
    and the inverse of X'WX, all secret. The parties compute secret bits for
    the rules of the linear regression (``station.secure_regression``), for
-   the response (events >= min_count and non-events >= min_count) and for
-   every condition term (ones and zeros each >= min_count), and open only
-   the bits. If one fails, nothing else is opened.
+   the response (events and non-events each >= min_level_count) and for
+   every condition term (ones and zeros each >= min_level_count), and open
+   only the bits. If one fails, nothing else is opened.
 3. The step is opened to the parties, who add it to b. If some coefficient
    moved by more than the step tolerance, each party computes its Hessian
    and gradient at the new b from its own rows, secret-shares them, and the
@@ -114,6 +114,7 @@ async def fit_and_release(config: dict[str, Any]) -> dict[str, Any]:
     secfxp = mpc.SecFxp(2 * fraction_bits, fraction_bits)
     p = config["parameters"]
     min_count = config["min_count"]
+    min_level_count = config["min_level_count"]
     coefficients = [0.0] * p
 
     first = [*config["counts"], config["own_n"], *newton_terms(config, coefficients)]
@@ -139,15 +140,15 @@ async def fit_and_release(config: dict[str, Any]) -> dict[str, Any]:
     needed = math.ceil(p / config["max_parameter_fraction"] - 1e-9)
     check(n >= needed, "max_parameter_fraction")
     response = config["response"]
-    check(events >= min_count, "min_level_count", response, "1")
-    check(n - events >= min_count, "min_level_count", response, "0")
+    check(events >= min_level_count, "min_level_count", response, "1")
+    check(n - events >= min_level_count, "min_level_count", response, "0")
     for factor in config["factors"]:
         level_counts = [column_sums[column] for column in factor["design_columns"]]
         for level, count in zip(factor["levels"], level_counts, strict=True):
-            check(count >= min_count, "min_level_count", factor["term"], level)
+            check(count >= min_level_count, "min_level_count", factor["term"], level)
         reference = n - mpc.sum(level_counts)
         check(
-            reference >= min_count,
+            reference >= min_level_count,
             "min_level_count",
             factor["term"],
             factor["reference"],

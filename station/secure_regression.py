@@ -18,7 +18,7 @@ party, at least three parties):
    when the requester's organisation contributes; residual degrees of
    freedom n - p >= min_residual_df; p <= max_parameter_fraction * n; every
    level of every ``C(column)`` term, the reference level included, on at
-   least min_count rows; and every pivot of the elimination above 1e-9
+   least min_level_count rows; and every pivot of the elimination above 1e-9
    times its diagonal entry, meaning no design column is (nearly) a linear
    combination of the others.
 5. If every bit passes, the coefficients, their variances and n are opened;
@@ -73,7 +73,8 @@ async def fit_and_release(config: dict[str, Any]) -> dict[str, Any]:
     the design columns), ``factors``
     (per ``C(column)`` term: its label and the design columns of its
     indicators), ``min_count``, ``requester_contributes``,
-    ``min_residual_df``, ``max_parameter_fraction`` and ``fraction_bits``.
+    ``min_residual_df``, ``max_parameter_fraction``, ``fraction_bits`` and
+    ``min_level_count`` (``min_count`` when missing).
     Returns ``{"checks": [...], "values": ... or None}``, each check being
     ``{"rule": name, "term": label, "level": text or None, "passed": bool}``.
     """
@@ -101,6 +102,9 @@ async def solve_and_release(
     """
     p = config["parameters"]
     min_count = config["min_count"]
+    # NOTE: the vertical join's configs carry no min_level_count yet, so its
+    # models check levels against min_count.
+    min_level_count = config.get("min_level_count", min_count)
     n = pooled[0]
     triangle = pooled[1 : 1 + p * (p + 1) // 2]
     cross = pooled[1 + p * (p + 1) // 2 : 1 + p * (p + 1) // 2 + p]
@@ -131,10 +135,10 @@ async def solve_and_release(
         # indicator, the number of rows at that level.
         level_counts = [gram[0][column] for column in factor["design_columns"]]
         for level, count in zip(factor["levels"], level_counts, strict=True):
-            check(count >= min_count, "min_level_count", factor["term"], level)
+            check(count >= min_level_count, "min_level_count", factor["term"], level)
         reference = n - mpc.sum(level_counts)
         check(
-            reference >= min_count,
+            reference >= min_level_count,
             "min_level_count",
             factor["term"],
             factor["reference"],

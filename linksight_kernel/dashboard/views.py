@@ -314,17 +314,18 @@ def disclosure_checks(
             f"min_residual_df: n - parameters at least {rules.min_residual_df}",
             "max_parameter_fraction: parameters at most "
             f"{rules.max_parameter_fraction:g} of n",
-            f"min_level_count: at least {minimum} persons at every factor level",
+            f"min_level_count: at least {rules.min_level_count} persons at every "
+            "factor level",
             "full_rank: the model's columns are not collinear",
         ]
         return checks
-    level_minimum = getattr(rules, "min_level_count", minimum)
     if spec.kind == "logit":
         checks += [
             f"min_residual_df: n - parameters at least {rules.min_residual_df}",
             "max_parameter_fraction: parameters at most "
             f"{rules.max_parameter_fraction:g} of n",
-            f"min_level_count: at least {level_minimum} persons with each outcome "
+            f"min_level_count: at least {rules.min_level_count} persons with each "
+            "outcome "
             "and at every factor level",
             "full_rank: the model's columns are not collinear",
             "converged: the fit converges; only the final coefficients are opened",

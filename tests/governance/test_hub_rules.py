@@ -132,3 +132,26 @@ def test_rule_changes_are_audited(network: Network) -> None:
         "rules.accepted",
         "rules.activated",
     ]
+
+
+def test_rule_level_count_reaches_task(network: Network) -> None:
+    proposed = _propose(network, {"min_level_count": 20})
+    for hospital in ("Hospital B", "Hospital C"):
+        network.ok("POST", f"{RULES}/2/accept", network.stewards[hospital])
+    in_force = network.ok("GET", f"/collaborations/{COLLABORATION}", network.scientist)
+    request = network.submit()
+    network.approve_all(request["id"])
+    tasks = network.ok("GET", "/stations/me/tasks", network.stations["st-a"])
+    disclosure = tasks[0]["task"]["disclosure"]
+
+    assert proposed.status_code == 201
+    assert in_force["rules"]["min_level_count"] == 20
+    assert in_force["rules"]["min_count"] == 10
+    assert disclosure["min_level_count"] == 20
+    assert disclosure["min_count"] == 10
+
+
+def test_rule_level_count_below_one_rejected(network: Network) -> None:
+    response = _propose(network, {"min_level_count": 0})
+    assert response.status_code == 422
+    assert "min_level_count=0: " in response.json()["detail"]["message"]

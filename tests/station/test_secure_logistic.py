@@ -43,7 +43,9 @@ SCHEMA = DatasetSchema(
 )
 
 
-def _task(query: str, parties: list[dict[str, Any]]) -> TaskSpec:
+def _task(
+    query: str, parties: list[dict[str, Any]], disclosure: DisclosureSettings
+) -> TaskSpec:
     spec = parse_query(query, {"claims": SCHEMA})
     return TaskSpec(
         task_id="task-1",
@@ -55,7 +57,7 @@ def _task(query: str, parties: list[dict[str, Any]]) -> TaskSpec:
         requester="sam",
         requester_organisation="Research Institute",
         requester_key=encode_key(PrivateKey.generate().public_key),
-        disclosure=DisclosureSettings(),
+        disclosure=disclosure,
         issued_at="2026-01-01T00:00:00+00:00",
     )
 
@@ -65,10 +67,11 @@ def _fit(
     frames: list[pd.DataFrame],
     query: str,
     max_iterations: int = logistic.MAX_ITERATIONS,
+    disclosure: DisclosureSettings | None = None,
 ) -> list[dict[str, Any]]:
     """Write one Parquet file per station, run the parties, return their results."""
     parties = loopback_parties(len(frames))
-    task = _task(query, parties)
+    task = _task(query, parties, disclosure or DisclosureSettings())
     design = build_design(task.query, SCHEMA)
     configs = []
     for index, frame in enumerate(frames):
@@ -210,3 +213,32 @@ def test_logit_separation_blocked(tmp_path):
         )
         assert "perfect separation is likely" in message
         assert "(still growing: (marker == 1))" in message
+
+
+def test_logit_level_count_setting(tmp_path):
+    # 75 persons have the marker: enough for min_count 10, but not for a
+    # collaboration whose min_level_count is 80. The fit stops before its
+    # first Newton step.
+    frames = _separated_frames(np.random.default_rng(5))
+    pooled = pd.concat(frames, ignore_index=True)
+    disclosure = DisclosureSettings(min_count=10, min_level_count=80)
+
+    results = _fit(
+        tmp_path,
+        frames,
+        "SELECT logit(admitted ~ age + (marker == 1)) FROM claims",
+        disclosure=disclosure,
+    )
+
+    assert int(pooled["marker"].sum()) == 75
+    for result in results:
+        failed = [check for check in result["checks"] if not check["passed"]]
+        message = result["blocked"]["message"]
+        assert result["status"] == "blocked"
+        assert result["rows"] == []
+        assert result["blocked"]["rule"] == "min_level_count"
+        assert [(check["statistic"], check["cell"]) for check in failed] == [
+            ("(marker == 1)", {"level": "true"})
+        ]
+        assert "has fewer than 80 persons" in message
+        assert "min_level_count at (marker == 1)=true" in message
