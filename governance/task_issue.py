@@ -132,6 +132,7 @@ def issue_task(session: Session, hub: Hub, request: QueryRequest, actor: Actor) 
                 dominance_n=rules.dominance_n,
                 dominance_k=rules.dominance_k,
                 p_percent=rules.p_percent,
+                overlapping_filters_window=rules.overlapping_filters_window,
             ),
             history=released_history(session, request, rules.differencing_window),
             mpc_timeout_seconds=hub.settings.task_timeout_seconds,

@@ -82,6 +82,15 @@ class CollaborationRules(BaseModel):
         description="how many earlier released queries on the same dataset a new "
         "aggregate query is checked against for differencing; 0 turns it off",
     )
+    overlapping_filters_window: int = Field(
+        default=10,
+        ge=0,
+        le=30,
+        description="how many of the newest queries in the differencing window "
+        "are combined in pairs with a new aggregate query to check that no "
+        "three released counts single out fewer than min_count persons; 0 "
+        "turns it off",
+    )
     requires_approval: bool = True
     max_requests: int | None = Field(
         default=None,

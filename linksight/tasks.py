@@ -32,6 +32,7 @@ class DisclosureSettings(BaseModel):
     dominance_n: int = Field(default=2, ge=1, le=5)
     dominance_k: float = Field(default=0.85, gt=0, le=1)
     p_percent: float = Field(default=0.10, ge=0, lt=1)
+    overlapping_filters_window: int = Field(default=10, ge=0, le=30)
 
 
 class EarlierQuery(BaseModel):

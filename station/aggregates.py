@@ -31,6 +31,7 @@ from linksight.query import (
     QuerySpec,
 )
 from linksight.schema import DatasetSchema
+from station.filter_triples import REGION_COUNT, earlier_pairs
 
 # Upper bound on one station's row count used to size secure numbers. Every
 # party must use the same number types, so the bound is a protocol constant
@@ -349,6 +350,50 @@ def compute_difference_counts(
             row = connection.execute(sql, [*parameters, str(parquet_path)]).fetchone()
             for column, count in zip(columns, row or (), strict=True):
                 counts.append(DifferenceCount(earlier.request_id, column, float(count)))
+    return counts
+
+
+def compute_region_counts(
+    spec: QuerySpec, layout: Layout, earlier: list[Any], parquet_path: Path
+) -> list[int]:
+    """Count this station's rows in the Venn regions of every triple.
+
+    A triple is the new query's population and two of the `earlier`
+    queries' populations, for the rows and for each column a statistic
+    reads, as in `compute_difference_counts`. The list has 7 counts per
+    triple, in the region order of `station.filter_triples.REGIONS`, for
+    each column in turn (rows first) and each pair (i, j), i < j, of
+    `earlier` within it.
+    """
+    pairs = earlier_pairs(len(earlier))
+    if not pairs:
+        return []
+    columns: list[str | None] = [None, *layout.columns]
+    counts: list[int] = []
+    with duckdb.connect(":memory:") as connection:
+        for column in columns:
+            parameters: list[Any] = []
+            members = []
+            for query in [spec, *earlier]:
+                condition = _population(query.where, query.group_by, column, parameters)
+                members.append(f"coalesce(({condition}), FALSE)")
+            sql = (
+                f"SELECT {', '.join(members)}, count(*) FROM read_parquet(?) "
+                f"GROUP BY ALL"
+            )
+            # The file path is the last parameter, after those of the filters.
+            rows = connection.execute(sql, [*parameters, str(parquet_path)]).fetchall()
+            for first, second in pairs:
+                regions = [0] * REGION_COUNT
+                for row in rows:
+                    code = (
+                        4 * bool(row[0])
+                        + 2 * bool(row[1 + first])
+                        + bool(row[1 + second])
+                    )
+                    if code:
+                        regions[code - 1] += int(row[-1])
+                counts.extend(regions)
     return counts
 
 

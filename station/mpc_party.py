@@ -193,6 +193,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
                 config["fraction_bits"],
                 config.get("differences", []),
                 config.get("dominance"),
+                config.get("overlapping_filters"),
             )
         mpc._closing = True  # type: ignore[attr-defined]
         await mpc.shutdown()

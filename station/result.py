@@ -29,6 +29,9 @@ RULE_DESCRIPTIONS = {
     ),
 }
 
+# The overlapping-filters check names the earlier requests it paired.
+OVERLAPPING_PREFIX = "counts versus pairs of requests "
+
 
 def build_result(
     task: TaskSpec, layout: Layout, output: dict[str, Any]
@@ -37,6 +40,16 @@ def build_result(
     min_count = task.disclosure.min_count
     checks = []
     for check in output["checks"]:
+        if check["rule"] == "overlapping_filters":
+            checks.append(
+                {
+                    "rule": "overlapping_filters",
+                    "statistic": OVERLAPPING_PREFIX + ", ".join(check["request_ids"]),
+                    "cell": {},
+                    "passed": check["passed"],
+                }
+            )
+            continue
         if check["rule"] == "differencing":
             what = check["column"] or "rows"
             checks.append(
@@ -115,6 +128,20 @@ def _blocked_summary(
             "two results would single out. To release the output, change the "
             f"filter so that the two differ by at least {min_count} persons, or "
             "by none."
+        )
+        return {"rule": rule, "message": message, "failed": len(failed)}
+    if rule == "overlapping_filters":
+        earlier = failed[0]["statistic"].removeprefix(OVERLAPPING_PREFIX)
+        message = (
+            "blocked by disclosure control, rule overlapping_filters: the counts "
+            "of this query and of two earlier requests among "
+            f"{earlier} together determine how many persons "
+            f"are in one part of their populations, and that part contains 1 to "
+            f"{min_count - 1} persons. For example, the counts WHERE X, WHERE Y "
+            "and WHERE X or Y give the persons in both X and Y. To release the "
+            "output, use a filter that is not combined from the filters of "
+            "earlier requests, or change it so that every part it splits off "
+            f"from them contains at least {min_count} persons."
         )
         return {"rule": rule, "message": message, "failed": len(failed)}
     others = sorted({check["rule"] for check in failed} - {rule})

@@ -38,12 +38,14 @@ from station.aggregates import (
     compute_difference_counts,
     compute_largest_contributions,
     compute_local_vector,
+    compute_region_counts,
     dominance_bit_length,
     fixed_point_size,
     magnitude_column,
     magnitude_groups,
 )
 from station.config import StationConfig
+from station.filter_triples import REGION_COUNT
 from station.hub_client import HubError, StationHubClient
 from station.ledger import TERMINAL_STATES, StationLedger
 from station.overlap_lists import compute_overlap_lists
@@ -326,6 +328,14 @@ class TaskRunner:
             )
         except Exception as error:  # an earlier filter the local engine cannot run
             raise TaskRefused(f"differencing check failed: {error}") from error
+        # The triples pair the newest of the queries in the differencing window.
+        earlier = task.history[: task.disclosure.overlapping_filters_window]
+        try:
+            region_counts = compute_region_counts(
+                task.query, layout, earlier, current.path
+            )
+        except Exception as error:  # an earlier filter the local engine cannot run
+            raise TaskRefused(f"overlapping-filters check failed: {error}") from error
         dominance = self._dominance_input(task, layout, current)
         mine = self.config.station.organisation == task.requester_organisation
         own_vector = vector if mine else [0.0] * len(vector)
@@ -350,6 +360,11 @@ class TaskRunner:
             "fraction_bits": fraction_bits,
             "differences": [d.as_dict() for d in differences],
             "dominance": dominance,
+            "overlapping_filters": {
+                "counts": region_counts,
+                "triples": len(region_counts) // REGION_COUNT,
+                "request_ids": [query.request_id for query in earlier],
+            },
         }
         return PreparedTask(
             task,

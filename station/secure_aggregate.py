@@ -12,7 +12,9 @@ party, at least three parties):
 3. For every figure to be released, the parties compute secret bits: pooled
    n >= min_count and, when the requester's organisation contributes data,
    pooled n minus its own part >= min_count. Only these pass/fail bits are
-   opened.
+   opened. The differencing check (pairs of populations) and the
+   overlapping-filters check (triples, `station.secure_filter_triples`)
+   each open pass/fail bits too.
    For a sum, mean or variance, each party also shares, per cell and
    column, the sum of absolute values and its largest few absolute values.
    The parties compare candidate sums of the largest contributions with
@@ -39,6 +41,7 @@ from typing import Any
 from mpyc.runtime import mpc
 
 from station.mpc_numbers import clear_integral
+from station.secure_filter_triples import overlapping_filters_pass
 
 # Bits of the secure integers that carry person counts in the differencing
 # check: pooled counts stay below parties * 2**32 rows.
@@ -69,6 +72,7 @@ async def pool_and_release(
     fraction_bits: int,
     differences: list[dict[str, Any]] | None = None,
     dominance: dict[str, Any] | None = None,
+    overlapping_filters: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run the protocol above; every party calls this with its own vectors.
 
@@ -144,6 +148,21 @@ async def pool_and_release(
         for check, bit in zip(difference_checks, opened_differences, strict=True):
             check["passed"] = bool(int(bit))
         checks.extend(difference_checks)
+    if overlapping_filters and overlapping_filters["triples"]:
+        passed = await overlapping_filters_pass(
+            overlapping_filters["counts"],
+            overlapping_filters["triples"],
+            min_count,
+            COUNT_BITS,
+        )
+        checks.append(
+            {
+                "output": None,
+                "rule": "overlapping_filters",
+                "request_ids": overlapping_filters["request_ids"],
+                "passed": passed,
+            }
+        )
     if not all(check["passed"] for check in checks):
         return {"checks": checks, "values": None}
 
