@@ -28,10 +28,16 @@ hub_request <- function(conn, method, segments, body = NULL, query = list(),
   response <- tryCatch(
     httr2::req_perform(request),
     error = function(error) {
+      reason <- conditionMessage(error)
+      advice <- if (grepl("certificate|SSL", reason, ignore.case = TRUE)) {
+        "check that ca_certificate (LINKSIGHT_CA_CERT) names the certificate of the CA that signed the hub's, and that the URL's host is the one in the hub's certificate"
+      } else {
+        "check the URL and that the hub is running"
+      }
       abort(
         sprintf(
-          "could not reach the hub at %s (%s %s): %s; check the URL and that the hub is running",
-          conn$url, method, path, conditionMessage(error)
+          "could not reach the hub at %s (%s %s): %s; %s",
+          conn$url, method, path, reason, advice
         ),
         "linksight_connection_error",
         url = conn$url,
