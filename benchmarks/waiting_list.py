@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -33,28 +31,12 @@ from typing import Any
 import mpyc
 import numpy as np
 import pandas as pd
+from benchmark_docs import DOCS, machine, write_section
 
 from linksight.network import free_port
 from linksight.overlap_reference import pooled_overlap
 
-START_MARK = "<!-- waiting-list:start -->"
-END_MARK = "<!-- waiting-list:end -->"
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 STATIONS = ["station-a", "station-b", "station-c"]
-
-
-def machine() -> str:
-    """Describe the CPU, cores and Python of this machine."""
-    model = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        match = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
-        if match:
-            model = match.group(1).strip()
-    return (
-        f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"MPyC {mpyc.__version__}"
-    )
 
 
 def make_lists(size: int, seed: int = 2026) -> list[list[str]]:
@@ -258,11 +240,10 @@ def measure(size: int, threads: int) -> dict[str, Any]:
 def render(results: list[dict[str, Any]], command: str) -> str:
     """Return the markdown section for docs/benchmarks.md."""
     lines = [
-        START_MARK,
         "## Waiting-list deduplication: three lists at regional scale",
         "",
         f"Command: `{command}`",
-        f"Machine: {machine()}",
+        f"Machine: {machine(f'MPyC {mpyc.__version__}')}",
         f"Date: {datetime.now(UTC).date().isoformat()}",
         "",
         "Three MPC party processes on this machine run the overlap protocol",
@@ -316,23 +297,8 @@ def render(results: list[dict[str, Any]], command: str) -> str:
         "the parties' CPU time divided by the cores and the busiest party's",
         "CPU time: what the wall time would be if the three parties had the",
         "machine to themselves, an estimate and not a measurement.",
-        "",
-        END_MARK,
     ]
     return "\n".join(lines) + "\n"
-
-
-def write_docs(section: str) -> None:
-    """Replace this script's section of docs/benchmarks.md, or append it."""
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    pattern = re.compile(
-        re.escape(START_MARK) + r".*?" + re.escape(END_MARK) + r"\n?", re.S
-    )
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.write_text(text)
 
 
 def main() -> None:
@@ -355,7 +321,7 @@ def main() -> None:
     results = [measure(size, arguments.threads) for size in arguments.sizes]
     if not arguments.no_docs:
         command = "python benchmarks/waiting_list.py " + " ".join(sys.argv[1:])
-        write_docs(render(results, command.strip()))
+        write_section("waiting-list", render(results, command.strip()))
         print(f"wrote {DOCS}")
 
 
