@@ -120,6 +120,7 @@ def _blocked_summary(
     min_count = settings.min_count
     rule = failed[0]["rule"]
     if rule == "differencing":
+        failed = [check for check in failed if check["rule"] == rule]
         earlier = sorted({c["statistic"].rsplit(" ", 1)[-1] for c in failed})
         message = (
             "blocked by disclosure control, rule differencing: the persons this "

@@ -41,3 +41,27 @@ def test_blocked_message_single_rule_has_no_others():
     summary = _blocked_summary(failed, TASK, LAYOUT)
 
     assert "failed too" not in summary["message"]
+
+
+def test_overlapping_filters_message_names_window():
+    failed = [_check("overlapping_filters", "counts versus pairs of requests 4, 7", {})]
+
+    summary = _blocked_summary(failed, TASK, LAYOUT)
+
+    assert summary["rule"] == "overlapping_filters"
+    assert "earlier requests among 4, 7" in summary["message"]
+    assert "1 to 9 persons" in summary["message"]
+    assert "at least 10 persons" in summary["message"]
+
+
+def test_differencing_message_ignores_overlapping_check():
+    failed = [
+        _check("differencing", "rows versus request 3", {}),
+        _check("overlapping_filters", "counts versus pairs of requests 3, 5", {}),
+    ]
+
+    summary = _blocked_summary(failed, TASK, LAYOUT)
+
+    assert summary["rule"] == "differencing"
+    assert "request(s) 3 by" in summary["message"]
+    assert summary["failed"] == 1
