@@ -205,6 +205,17 @@ class ApprovalOut(BaseModel):
     time: datetime
 
 
+class TrainingProgress(RequestBody):
+    """The training round a station's ClientApp last took part in.
+
+    ``round`` runs from 1 to ``rounds``; ``rounds + 1`` is the final
+    exchange, which only evaluates the trained model.
+    """
+
+    round: int = Field(ge=1, le=51)
+    rounds: int = Field(ge=1, le=50)
+
+
 class PartyOut(BaseModel):
     """A station taking part in a request, and its last report on the task."""
 
@@ -212,6 +223,10 @@ class PartyOut(BaseModel):
     organisation: str
     status: PartyStatus
     reported_at: datetime | None
+    progress: TrainingProgress | None = Field(
+        default=None,
+        description="the round of a training run the station last took part in",
+    )
 
 
 class RequestOut(BaseModel):
@@ -323,9 +338,11 @@ class RelayedResult(BaseModel):
 class TaskEventBody(RequestBody):
     """A station's report on its task."""
 
-    event: Literal["started", "completed", "failed", "refused"]
+    event: Literal["started", "progress", "completed", "failed", "refused"]
     result: SealedResult | None = None
     error: str | None = Field(default=None, max_length=4_000)
+    # Only with the event "progress", which leaves the station's status as is.
+    progress: TrainingProgress | None = None
 
 
 class TaskStatus(BaseModel):

@@ -285,6 +285,24 @@ class RequestParty(Base):
 
     request: Mapped[QueryRequest] = relationship(back_populates="parties")
     station: Mapped[Station] = relationship()
+    progress: Mapped[PartyProgress | None] = relationship(cascade="all, delete-orphan")
+
+
+class PartyProgress(Base):
+    """The last round a station reported during a training run.
+
+    A table of its own, rather than columns of ``request_parties``, so that
+    ``create_all`` adds it to an existing hub database.
+    """
+
+    __tablename__ = "party_progress"
+
+    party_id: Mapped[int] = mapped_column(
+        ForeignKey("request_parties.id"), primary_key=True
+    )
+    round: Mapped[int]
+    rounds: Mapped[int]
+    reported_at: Mapped[datetime]
 
 
 class Approval(Base):

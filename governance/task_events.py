@@ -36,7 +36,7 @@ from governance.audit_trail import audited_error, record
 from governance.context import Hub
 from governance.errors import ApiError
 from governance.lifecycle import change_state, expire_if_due
-from governance.models import QueryRequest, RequestParty, utc_now
+from governance.models import PartyProgress, QueryRequest, RequestParty, utc_now
 from governance.principals import HUB_ACTOR, Principal
 from governance.states import (
     ACTIVE,
@@ -124,6 +124,8 @@ def apply_event(
         ``refused`` without an error.
     """
     request, party = find_task(session, hub, station, task_id)
+    if body.event == "progress":
+        return apply_progress(session, request, party, station, task_id, body)
     actor = station.as_actor()
     details: dict[str, Any] = {"task_id": task_id, "event": body.event}
 
@@ -211,6 +213,55 @@ def apply_event(
         change_state(session, hub, request, RequestState.RUNNING, actor)
     if all(p.status == PartyStatus.COMPLETED for p in request.parties):
         release_result(session, hub, request)
+    return request
+
+
+def apply_progress(
+    session: Session,
+    request: QueryRequest,
+    party: RequestParty,
+    station: Principal,
+    task_id: str,
+    body: TaskEventBody,
+) -> QueryRequest:
+    """Store the training round `station` reports; return the request.
+
+    Progress is shown to the requester but not written to the audit log,
+    which records the task's start and end. A report on a request that is
+    no longer active, or from a station that already finished, is ignored.
+
+    Raises
+    ------
+    ApiError
+        422 ``missing_progress`` when the body has no ``progress``.
+    """
+    if body.progress is None:
+        raise ApiError(
+            422,
+            "missing_progress",
+            "a progress event needs the round in the field 'progress', as in "
+            '{"round": 3, "rounds": 10}',
+        )
+    if request.state not in ACTIVE or party.status in FINAL_PARTY_STATUSES:
+        logger.info(
+            "task %s: ignored progress from station %s: request %s, station %s",
+            task_id,
+            station.name,
+            request.state,
+            party.status,
+        )
+        return request
+    if party.progress is None:
+        party.progress = PartyProgress(
+            round=body.progress.round,
+            rounds=body.progress.rounds,
+            reported_at=utc_now(),
+        )
+    else:
+        party.progress.round = body.progress.round
+        party.progress.rounds = body.progress.rounds
+        party.progress.reported_at = utc_now()
+    session.flush()
     return request
 
 

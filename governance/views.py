@@ -11,6 +11,7 @@ from governance.api_models import (
     PartyOut,
     RequestOut,
     StationOut,
+    TrainingProgress,
 )
 from governance.models import DatasetRegistration, QueryRequest, Station
 from governance.states import PartyStatus, RequestState
@@ -52,6 +53,13 @@ def request_out(request: QueryRequest) -> RequestOut:
                 organisation=party.station.organisation.name,
                 status=PartyStatus(party.status),
                 reported_at=party.reported_at,
+                progress=(
+                    None
+                    if party.progress is None
+                    else TrainingProgress(
+                        round=party.progress.round, rounds=party.progress.rounds
+                    )
+                ),
             )
             for party in sorted(request.parties, key=lambda p: p.station.name)
         ],

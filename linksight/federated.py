@@ -8,11 +8,14 @@ output, for a binary response). No code from the requester runs anywhere.
 Every exchange between the ServerApp and the stations carries one vector per
 station, summed under secure aggregation::
 
-    [n, loss_sum, correct, payload...] / SUM_SCALE
+    [n, loss_sum, correct, n_test, test_loss_sum, test_correct, payload...]
+    / SUM_SCALE
 
-``n`` is the station's row count, ``loss_sum`` and ``correct`` describe the
-current global model on its rows (log-loss and correct predictions at 0.5,
-or the squared error for ``linear``), and the payload is
+``n`` is the station's count of training rows, ``loss_sum`` and ``correct``
+describe the current global model on them (log-loss and correct predictions
+at 0.5, or the squared error for ``linear``), the three ``test`` entries
+describe the same model on the station's held-out rows (zero when the
+request holds out none, see :func:`holdout_mask`), and the payload is
 
 * for ``logistic`` and ``linear``: the gradient X'(y - mu) and the upper
   triangle of the Hessian X'WX at the current coefficients, so that the sum
@@ -51,6 +54,10 @@ MAX_STATION_ROWS = 10000
 # 1e-8. The masked sums wrap at MODULUS_RANGE, far above stations * 2**30.
 QUANTIZATION_RANGE = 2**30
 MODULUS_RANGE = 2**40
+# Entries of a station's vector before the payload (module docstring).
+HEAD_SIZE = 6
+# The largest share of each station's rows a request may hold out.
+MAX_HOLDOUT = 0.5
 # Hyperparameters each family accepts, with their defaults.
 HYPERPARAMETERS: dict[str, dict[str, float]] = {
     "logistic": {"l2": 0.0},
@@ -172,23 +179,28 @@ def _mlp_gradient(theta, x, y, hidden_units):
     )
 
 
-def local_update(
-    family: str,
-    theta: np.ndarray,
-    x: np.ndarray,
-    y: np.ndarray,
-    hyper: dict[str, float],
-) -> np.ndarray:
-    """Return this station's vector for one exchange, before SUM_SCALE.
+def holdout_mask(rows: int, fraction: float, seed: int) -> np.ndarray:
+    """Return a boolean mask of the held-out rows among a station's `rows`.
 
-    The layout is ``[n, loss_sum, correct, payload...]`` (module docstring).
+    Exactly ``round(fraction * rows)`` rows are held out: the first ones of
+    a permutation drawn by ``numpy.random.default_rng(seed)``. The same rows
+    in the same order and the same seed give the same split.
     """
-    n = len(y)
-    if n > MAX_STATION_ROWS:
+    if not 0.0 <= fraction <= MAX_HOLDOUT:
         raise TrainingError(
-            f"this station has {n} rows in the model, more than the "
-            f"{MAX_STATION_ROWS} that secure aggregation's clipping range allows"
+            f"holdout = {fraction} is outside [0, {MAX_HOLDOUT}]; hold out a "
+            "share of each station's rows such as 0.2"
         )
+    mask = np.zeros(rows, dtype=bool)
+    held_out = round(fraction * rows)
+    if held_out:
+        order = np.random.default_rng(seed).permutation(rows)
+        mask[order[:held_out]] = True
+    return mask
+
+
+def _metric_sums(family, theta, x, y, hyper) -> tuple[np.ndarray, np.ndarray]:
+    """Return the predictions and [n, loss_sum, correct] of `theta` on x, y."""
     mu = predict(family, theta, x, hyper)
     if family == "linear":
         residual = y - mu
@@ -197,7 +209,34 @@ def local_update(
     else:
         loss_sum = float(_log_loss(y, mu).sum())
         correct = float(((mu >= 0.5) == (y >= 0.5)).sum())
-    head = np.array([float(n), loss_sum, correct])
+    return mu, np.array([float(len(y)), loss_sum, correct])
+
+
+def local_update(
+    family: str,
+    theta: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    hyper: dict[str, float],
+    held_out: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Return this station's vector for one exchange, before SUM_SCALE.
+
+    The model trains on `x`, `y`; `held_out` (x and y of the held-out rows)
+    is only evaluated. The layout is in the module docstring.
+    """
+    rows = len(y) + (0 if held_out is None else len(held_out[1]))
+    if rows > MAX_STATION_ROWS:
+        raise TrainingError(
+            f"this station has {rows} rows in the model, more than the "
+            f"{MAX_STATION_ROWS} that secure aggregation's clipping range allows"
+        )
+    mu, training_sums = _metric_sums(family, theta, x, y, hyper)
+    test_sums = np.zeros(3)
+    if held_out is not None:
+        _, test_sums = _metric_sums(family, theta, *held_out, hyper)
+    head = np.concatenate([training_sums, test_sums])
+    n = len(y)
     if family == "mlp":
         local = theta.copy()
         if n > 0:
@@ -221,6 +260,10 @@ class Aggregate:
     loss_sum: float
     correct: float
     payload: np.ndarray
+    # The same sums over the held-out rows, which the model never trains on.
+    test_n: float = 0.0
+    test_loss_sum: float = 0.0
+    test_correct: float = 0.0
 
     @property
     def mean_loss(self) -> float:
@@ -232,11 +275,27 @@ class Aggregate:
         """Share of rows predicted correctly at a threshold of 0.5."""
         return self.correct / self.n if self.n else math.nan
 
+    @property
+    def test_mean_loss(self) -> float:
+        """Mean loss per held-out row, or NaN without held-out rows."""
+        return self.test_loss_sum / self.test_n if self.test_n else math.nan
+
+    @property
+    def test_accuracy(self) -> float:
+        """Share of held-out rows predicted correctly at a threshold of 0.5."""
+        return self.test_correct / self.test_n if self.test_n else math.nan
+
 
 def split_sums(vector: np.ndarray) -> Aggregate:
     """Split a summed vector (already multiplied back by SUM_SCALE)."""
     return Aggregate(
-        round(float(vector[0])), float(vector[1]), float(vector[2]), vector[3:]
+        n=round(float(vector[0])),
+        loss_sum=float(vector[1]),
+        correct=float(vector[2]),
+        payload=vector[HEAD_SIZE:],
+        test_n=round(float(vector[3])),
+        test_loss_sum=float(vector[4]),
+        test_correct=float(vector[5]),
     )
 
 

@@ -262,6 +262,9 @@ def build_result(
 ):
     """Return the released result: coefficients, metrics and checks.
 
+    With a holdout, the pooled metrics of the final model on the held-out
+    rows are released under ``holdout`` when those rows, too, pass min_count.
+
     Coefficients are in the columns' own units. The design divides every
     numeric column, and a numeric response, by its declared maximum absolute
     value, so a coefficient is scaled back by response_scale / scale, and a
@@ -292,14 +295,28 @@ def build_result(
             "limit": task.disclosure.max_parameter_fraction * n,
         },
     ]
+    if training.holdout:
+        test_n = final["test_n"]
+        checks.append(
+            {
+                "rule": "min_count",
+                "passed": test_n >= task.disclosure.min_count,
+                "value": test_n,
+                "limit": task.disclosure.min_count,
+                "cell": {"rows": "held out"},
+            }
+        )
     blocked = not all(c["passed"] for c in checks)
     result: dict[str, Any] = {
         "kind": "train",
+        "query": task.query_text,
+        "min_count": task.disclosure.min_count,
         "family": training.family,
         "formula": task.query.model.formula,
         "rounds": training.rounds,
         "secure_aggregation": training.secure_aggregation,
         "hyperparameters": run.hyperparameters,
+        "holdout": {"fraction": training.holdout, "seed": training.holdout_seed},
         "status": "blocked" if blocked else "released",
         "checks": checks,
     }
@@ -312,9 +329,19 @@ def build_result(
     history = [dict(entry) for entry in run.history]
     if training.family == "linear":
         for entry in history:
-            if entry["loss"] is not None:
-                entry["loss"] *= response_scale**2
+            for key in ("loss", "test_loss"):
+                if entry.get(key) is not None:
+                    entry[key] *= response_scale**2
     final = history[-1]
+    if training.holdout:
+        result["holdout"].update(
+            n=final["test_n"],
+            metrics={
+                k.removeprefix("test_"): final[k]
+                for k in ("test_loss", "test_accuracy")
+                if k in final
+            },
+        )
     result.update(
         n=n,
         parameters=p,
@@ -440,6 +467,11 @@ def _train(grid: Grid, context: Context, run: TrainingRun, stage_timeout: float)
             }
             if training.family != "linear":
                 entry["accuracy"] = _finite(pooled.accuracy)
+            if training.holdout:
+                entry["test_n"] = pooled.test_n
+                entry["test_loss"] = _finite(pooled.test_mean_loss)
+                if training.family != "linear":
+                    entry["test_accuracy"] = _finite(pooled.test_accuracy)
             run.history.append(entry)
             print(f"LINKSIGHT-ROUND {json.dumps(entry)}", flush=True)
             if exchange <= training.rounds:

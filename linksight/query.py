@@ -223,6 +223,10 @@ class TrainingSpec(BaseModel):
     rounds: int = Field(default=3, ge=1, le=50)
     secure_aggregation: bool = True
     hyperparameters: dict[str, float] = {}
+    # Share of each station's rows held out of training and only evaluated,
+    # chosen by holdout_seed (see linksight.federated.holdout_mask).
+    holdout: float = Field(default=0.0, ge=0.0, le=0.5)
+    holdout_seed: int = Field(default=0, ge=0, le=2**31 - 1)
 
 
 class QuerySpec(BaseModel):
@@ -847,6 +851,19 @@ class _Parser:
             )
         if not isinstance(secure, bool):
             raise self.error("secure_aggregation must be true or false", family_token)
+        holdout = settings.pop("holdout", 0.0)
+        if isinstance(holdout, bool) or not 0.0 <= holdout <= 0.5:
+            raise self.error(
+                f"holdout = {holdout} must be a share of the rows from 0 to 0.5, "
+                "as in holdout = 0.2",
+                family_token,
+            )
+        seed = settings.pop("holdout_seed", 0)
+        if isinstance(seed, bool) or seed != int(seed) or not 0 <= seed < 2**31:
+            raise self.error(
+                f"holdout_seed = {seed} must be a whole number from 0 to {2**31 - 1}",
+                family_token,
+            )
         for name, value in settings.items():
             if isinstance(value, bool):
                 raise self.error(
@@ -858,6 +875,8 @@ class _Parser:
             rounds=int(rounds),
             secure_aggregation=secure,
             hyperparameters={k: float(v) for k, v in settings.items()},
+            holdout=float(holdout),
+            holdout_seed=int(seed),
         )
 
     def select_list(self) -> tuple[str, list[Aggregate], list[str]]:
@@ -1251,6 +1270,9 @@ def format_query(spec: QuerySpec) -> str:
         if not training.secure_aggregation:
             settings.append("secure_aggregation = false")
         settings += [f"{k} = {v!r}" for k, v in training.hyperparameters.items()]
+        if training.holdout:
+            settings.append(f"holdout = {training.holdout!r}")
+            settings.append(f"holdout_seed = {training.holdout_seed}")
         select = (
             f"train({training.family}, {spec.model.formula}, {', '.join(settings)})"
         )

@@ -233,7 +233,10 @@ def _check_training(spec: QuerySpec, schema: DatasetSchema) -> RuleViolation | N
         response = schema.column(spec.model.response)
     except KeyError:
         return None  # reported as known_columns
-    binary = response.type == "categorical" and len(response.levels or []) == 2
+    # A condition such as (num > 0) is a two-level response.
+    binary = spec.model.outcome is not None or (
+        response.type == "categorical" and len(response.levels or []) == 2
+    )
     if family in ("logistic", "mlp") and not binary:
         return RuleViolation(
             "approved_models",

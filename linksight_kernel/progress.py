@@ -34,8 +34,11 @@ def progress_steps(request: Request) -> tuple[int, int]:
 
 
 def describe_stations(request: Request) -> str:
-    """Return each station and its status, as "station-a completed, ..."."""
-    return ", ".join(f"{p.station} {p.status}" for p in request.parties)
+    """Return each station and its status, as "station-a completed, ...".
+
+    A station in a training run also shows its round, as "round 3 of 10".
+    """
+    return ", ".join(f"{p.station} {p.describe()}" for p in request.parties)
 
 
 def summary_line(request: Request, seconds: float | None) -> str:

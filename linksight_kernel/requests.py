@@ -31,6 +31,20 @@ class Party:
     station: str
     organisation: str
     status: str
+    # The training round the station last took part in, as (round, rounds).
+    progress: tuple[int, int] | None = None
+
+    def describe(self) -> str:
+        """Return the status, with the training round while one runs.
+
+        Round rounds + 1 is the final exchange, which only evaluates.
+        """
+        if self.progress is None or self.status != "started":
+            return self.status
+        done, rounds = self.progress
+        if done > rounds:
+            return f"{self.status} (evaluating after {rounds} rounds)"
+        return f"{self.status} (round {done} of {rounds})"
 
 
 @dataclass(frozen=True)
@@ -87,7 +101,12 @@ class Request:
             ),
             touched_organisations=tuple(body.get("touched_organisations", [])),
             parties=tuple(
-                Party(p["station"], p["organisation"], p["status"])
+                Party(
+                    p["station"],
+                    p["organisation"],
+                    p["status"],
+                    _progress(p.get("progress")),
+                )
                 for p in body.get("parties", [])
             ),
             rejection=body.get("rejection"),
@@ -127,6 +146,12 @@ class Request:
 
     def __str__(self) -> str:
         return f"request {self.id} ({self.collaboration}): {self.describe()}"
+
+
+def _progress(body: dict[str, Any] | None) -> tuple[int, int] | None:
+    if not body:
+        return None
+    return int(body["round"]), int(body["rounds"])
 
 
 def organisation_table(request: Request) -> pd.DataFrame:

@@ -123,11 +123,37 @@ class Result:
         return dict(self.document.get("model") or {})
 
     @property
+    def is_training(self) -> bool:
+        """Whether the result is a model trained with Flower (``train(...)``)."""
+        return self.document.get("kind") == "train"
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """A trained model's pooled metrics per exchange; empty otherwise.
+
+        Exchange k shows the model before round k; the last exchange shows
+        the trained model. Columns ``test_*`` are on the held-out rows.
+        """
+        frame = pd.DataFrame(self.document.get("history") or [])
+        return frame.set_index("exchange") if "exchange" in frame else frame
+
+    @property
+    def holdout(self) -> dict[str, Any]:
+        """A trained model's held-out share, seed, n and pooled metrics."""
+        return dict(self.document.get("holdout") or {})
+
+    @property
     def df(self) -> pd.DataFrame:
         """The statistics, one row per group; for a crosstab, a two-way table.
 
-        Empty for a blocked result.
+        For a trained logistic or linear model, the coefficients in the
+        columns' units. Empty for a blocked result.
         """
+        if self.is_training:
+            coefficients = self.document.get("coefficients") or {}
+            frame = pd.DataFrame({"coef": pd.Series(coefficients, dtype=float)})
+            frame.index.name = "term"
+            return frame
         frame = self.table[self.statistics]
         if self.document.get("kind") == "crosstab" and not frame.empty:
             return frame["count(*)"].unstack(self.group_by[1])
@@ -218,9 +244,34 @@ class Result:
             f"{self.audit_reference}"
         )
 
+    def _training_summary(self) -> str:
+        """Return a trained model's n, rounds and pooled metrics in one line."""
+        document = self.document
+        metrics = ", ".join(
+            f"{name} {value:.4f}"
+            for name, value in (document.get("metrics") or {}).items()
+            if value is not None
+        )
+        line = (
+            f"{document.get('family')} model, n = {document.get('n')}, "
+            f"{document.get('rounds')} round(s); training {metrics}"
+        )
+        holdout = self.holdout
+        if holdout.get("n"):
+            held_out = ", ".join(
+                f"{name} {value:.4f}"
+                for name, value in (holdout.get("metrics") or {}).items()
+                if value is not None
+            )
+            line += f"; held out (n = {holdout['n']}) {held_out}"
+        return line
+
     def __repr__(self) -> str:
         lines = [self._summary(), f"query: {self.query}"]
-        if self.released and self.is_model:
+        if self.released and self.is_training:
+            lines.append(self._training_summary())
+            lines.append(self.df.to_string())
+        elif self.released and self.is_model:
             model = self.model
             lines.append(f"n = {model.get('n')}, residual df = {model.get('df_resid')}")
             lines.append(self.table.to_string())
@@ -241,7 +292,10 @@ class Result:
             f"<p><b>{html.escape(self._summary())}</b><br>",
             f"<code>{html.escape(self.query)}</code></p>",
         ]
-        if self.released:
+        if self.released and self.is_training:
+            parts.append(f"<p>{html.escape(self._training_summary())}</p>")
+            parts.append(self.df.to_html())
+        elif self.released:
             parts.append(self.table.to_html())
             parts.append(
                 "<p>Every figure rests on at least "

@@ -4,7 +4,8 @@ The SuperNode passes ``station-config`` (the path of the station's TOML
 config) in its node config. For every message the app checks that the run's
 task is one this station's daemon accepted and that the hub's signature on
 it verifies. It then reads this station's stored dataset through the
-station's store and returns its vector for the exchange
+station's store, holds out the share of rows the request names (only
+evaluated, never trained on), and returns its vector for the exchange
 (:func:`linksight.federated.local_update`), divided by ``SUM_SCALE`` and
 with a weight of 1. Under SecAgg+ neither the row count nor the update
 leaves the station in the clear. The final message carries the run's
@@ -90,8 +91,15 @@ class StationClient(NumPyClient):
             training.family, training.hyperparameters
         )
         x, y = self._rows()
+        held_out = None
+        if training.holdout:
+            mask = federated.holdout_mask(
+                len(y), training.holdout, training.holdout_seed
+            )
+            held_out = (x[mask], y[mask])
+            x, y = x[~mask], y[~mask]
         theta = np.asarray(parameters[0], dtype=float)
-        vector = federated.local_update(training.family, theta, x, y, hyper)
+        vector = federated.local_update(training.family, theta, x, y, hyper, held_out)
         history = json.loads(str(config.get("history", "[]")))
         self.folder.add_progress(
             {

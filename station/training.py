@@ -52,7 +52,8 @@ def build_training_design(spec: QuerySpec, schema: DatasetSchema) -> TrainingDes
     Numeric columns are divided by their declared maximum absolute value, as
     in :func:`station.regression.build_design`, and so is a numeric response;
     a two-level response is 1 for its second declared level and 0 for its
-    first.
+    first. A condition, as a term such as ``(cp == 'asymptomatic')`` or as
+    the response such as ``(num > 0)``, is 1 where it holds and 0 elsewhere.
     """
     if spec.model is None:
         raise ValueError(f"a {spec.kind} query has no model to lay out")
@@ -62,6 +63,13 @@ def build_training_design(spec: QuerySpec, schema: DatasetSchema) -> TrainingDes
     for term in spec.model.terms:
         column = _quote(term.column)
         declared = schema.column(term.column)
+        if term.condition is not None:
+            values: list[Any] = []
+            condition = compile_filter(term.condition, values)
+            names.append(term.label)
+            expressions.append((f"CASE WHEN {condition} THEN 1.0 ELSE 0.0 END", values))
+            scales.append(1.0)
+            continue
         if not term.categorical:
             if declared.min is None or declared.max is None or declared.max_abs == 0:
                 raise ValueError(
@@ -81,7 +89,11 @@ def build_training_design(spec: QuerySpec, schema: DatasetSchema) -> TrainingDes
     response_column = schema.column(spec.model.response)
     quoted = _quote(spec.model.response)
     response_scale = 1.0
-    if response_column.type == "categorical":
+    if spec.model.outcome is not None:
+        outcome_values: list[Any] = []
+        condition = compile_filter(spec.model.outcome, outcome_values)
+        response = (f"CASE WHEN {condition} THEN 1.0 ELSE 0.0 END", outcome_values)
+    elif response_column.type == "categorical":
         second = list(response_column.levels or [])[1]
         response = (f"CASE WHEN {quoted} = ? THEN 1.0 ELSE 0.0 END", [second])
     else:

@@ -216,7 +216,7 @@ def _wait(
         outcome = folder.outcome()
         if outcome is not None:
             return _finish(outcome)
-        logged = _log_progress(task, folder, logged)
+        logged = _log_progress(hub, task, folder, logged)
         if submission is not None:
             submission.check()
         if time.monotonic() > deadline:
@@ -241,11 +241,14 @@ def _finish(outcome: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _log_progress(task: TaskSpec, folder: TaskFolder, logged: int) -> int:
-    """Log each exchange the ClientApp recorded since `logged`; return the count.
+def _log_progress(
+    hub: StationHubClient, task: TaskSpec, folder: TaskFolder, logged: int
+) -> int:
+    """Log and report each exchange the ClientApp recorded since `logged`.
 
-    The metrics are the pooled ones of the model before this exchange, which
-    the ServerApp sends along with it.
+    Returns the count of exchanges recorded. The metrics are the pooled ones
+    of the model before this exchange, which the ServerApp sends along with
+    it. Only the newest exchange is reported to the hub.
     """
     entries = folder.progress()
     for entry in entries[logged:]:
@@ -267,6 +270,21 @@ def _log_progress(task: TaskSpec, folder: TaskFolder, logged: int) -> int:
             step,
             f" (model before it: {metrics})" if metrics else "",
         )
+    if len(entries) > logged:
+        newest = entries[-1]
+        progress = {
+            "round": int(newest.get("exchange") or 1),
+            "rounds": int(newest.get("rounds") or 1),
+        }
+        try:
+            hub.post_event(task.task_id, "progress", progress=progress)
+        except HubError as error:
+            logger.warning(
+                "task %s: reporting round %d failed: %s",
+                task.task_id,
+                progress["round"],
+                error,
+            )
     return len(entries)
 
 

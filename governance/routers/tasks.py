@@ -52,7 +52,9 @@ def post_event(
     """Report started, completed (with the result), failed or refused (with why).
 
     Repeated or late reports change nothing but are written to the audit
-    log. The response always contains the request's current state.
+    log. During a training run, "progress" (with the round) updates the
+    round shown to the requester and is not audited. The response always
+    contains the request's current state.
     """
     request = apply_event(session, hub, station, task_id, body)
     return task_status(task_id, request)

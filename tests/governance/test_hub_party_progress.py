@@ -30,3 +30,56 @@ def test_parties_show_each_station_report(network: Network) -> None:
 
     statuses = party_statuses(network, request_id)
     assert statuses == {"st-a": "started", "st-b": "completed", "st-c": "pending"}
+
+
+def party_progress(network: Network, request_id: int) -> dict[str, dict | None]:
+    """Return each party's training progress on request `request_id`."""
+    request = network.ok("GET", f"/requests/{request_id}", network.scientist)
+    return {party["station"]: party["progress"] for party in request["parties"]}
+
+
+def test_progress_shows_round(network: Network) -> None:
+    request_id = network.submit()["id"]
+    task_id = network.approve_all(request_id)["task_id"]
+    network.report(task_id, "st-a", "started")
+
+    response = network.report(
+        task_id, "st-a", "progress", progress={"round": 2, "rounds": 5}
+    )
+    later = network.report(
+        task_id, "st-a", "progress", progress={"round": 3, "rounds": 5}
+    )
+
+    assert response.status_code == 200
+    assert later.status_code == 200
+    progress = party_progress(network, request_id)
+    assert progress["st-a"] == {"round": 3, "rounds": 5}
+    assert progress["st-b"] is None
+    assert party_statuses(network, request_id)["st-a"] == "started"
+
+
+def test_progress_needs_round(network: Network) -> None:
+    request_id = network.submit()["id"]
+    task_id = network.approve_all(request_id)["task_id"]
+
+    response = network.report(task_id, "st-a", "progress")
+    out_of_range = network.report(
+        task_id, "st-a", "progress", progress={"round": 0, "rounds": 5}
+    )
+
+    assert response.status_code == 422
+    assert response.json()["detail"]["code"] == "missing_progress"
+    assert out_of_range.status_code == 422
+
+
+def test_progress_after_end_ignored(network: Network) -> None:
+    request_id = network.submit()["id"]
+    task_id = network.approve_all(request_id)["task_id"]
+    network.report(task_id, "st-a", "completed", result={"status": "released"})
+
+    response = network.report(
+        task_id, "st-a", "progress", progress={"round": 1, "rounds": 5}
+    )
+
+    assert response.status_code == 200
+    assert party_progress(network, request_id)["st-a"] is None

@@ -63,3 +63,41 @@ def test_progress_of_ended_request_has_no_time(capsys):
     assert lines == [
         "request 7: completed; computed by station-a, station-b",
     ]
+
+
+def test_progress_shows_training_round(capsys):
+    body = {
+        "id": 8,
+        "collaboration": "heart-study",
+        "dataset": "heart",
+        "query": "SELECT train(logistic, (num > 0) ~ age, rounds = 4) FROM heart",
+        "purpose": "test",
+        "submitter": "sam",
+        "state": "running",
+        "touched_organisations": ["Hospital A"],
+        "parties": [
+            {
+                "station": "cleveland",
+                "organisation": "x",
+                "status": "started",
+                "progress": {"round": 3, "rounds": 4},
+            },
+            {
+                "station": "hungary",
+                "organisation": "x",
+                "status": "started",
+                "progress": {"round": 5, "rounds": 4},
+            },
+        ],
+        "created_at": TIME,
+        "updated_at": TIME,
+        "expires_at": TIME,
+    }
+
+    TextProgress(Request.from_json(body))
+
+    line = capsys.readouterr().err.splitlines()[0]
+    assert line.endswith(
+        "stations: cleveland started (round 3 of 4), "
+        "hungary started (evaluating after 4 rounds)"
+    )

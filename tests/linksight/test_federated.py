@@ -12,7 +12,14 @@ import pytest
 import statsmodels.api as sm
 
 from linksight import federated
-from linksight.network import lung_data, lung_schema_path, split_lung_by_institution
+from linksight.network import (
+    HEART_STATIONS,
+    heart_data,
+    heart_schema_path,
+    lung_data,
+    lung_schema_path,
+    split_lung_by_institution,
+)
 from linksight.query import QueryError, format_query, parse_query
 from linksight.rules import CollaborationRules, check_query
 from linksight.schema import load_schema
@@ -225,3 +232,119 @@ def test_heart_logistic_matches_pooled(tmp_path):
     np.testing.assert_allclose(theta / scales, pooled.params / scales, atol=1e-6)
     predicted = pooled.predict(x) >= 0.5
     assert history[-1].accuracy == pytest.approx(np.mean(predicted == (y == 1)))
+
+
+HEART_QUERY = (
+    "SELECT train(logistic, (num > 0) ~ age + (sex == 'Male') + "
+    "(cp == 'asymptomatic'), rounds = 4, holdout = 0.2, holdout_seed = 7) FROM heart"
+)
+
+
+@pytest.fixture(scope="module")
+def heart_stations(tmp_path_factory):
+    """The heart query's rows at each of the four hospitals, in file order."""
+    schema = load_schema(heart_schema_path())
+    spec = parse_query(HEART_QUERY, {"heart": schema})
+    design = build_training_design(spec, schema)
+    folder = tmp_path_factory.mktemp("heart")
+    frame = heart_data()
+    rows = []
+    for name, (hospital, _) in HEART_STATIONS.items():
+        path = folder / f"{name}.parquet"
+        frame[frame["dataset"] == hospital].to_parquet(path)
+        rows.append(load_rows(spec, design, path))
+    return spec, design, rows
+
+
+def test_heart_design_has_conditions(heart_stations):
+    spec, design, rows = heart_stations
+    frame = heart_data()
+    x = np.vstack([x for x, _ in rows])
+    y = np.concatenate([y for _, y in rows])
+    assert design.names == [
+        "Intercept",
+        "age",
+        "(sex == 'Male')",
+        "(cp == 'asymptomatic')",
+    ]
+    assert spec.training is not None
+    assert spec.training.holdout == 0.2
+    assert spec.training.holdout_seed == 7
+    assert len(y) == 920
+    assert y.sum() == (frame["num"] > 0).sum()
+    assert x[:, 2].sum() == (frame["sex"] == "Male").sum()
+    assert x[:, 3].sum() == (frame["cp"] == "asymptomatic").sum()
+
+
+def test_holdout_mask_deterministic():
+    first = federated.holdout_mask(123, 0.2, 7)
+    again = federated.holdout_mask(123, 0.2, 7)
+    other = federated.holdout_mask(123, 0.2, 8)
+    assert first.sum() == 25
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other)
+    assert federated.holdout_mask(10, 0.0, 7).sum() == 0
+    with pytest.raises(federated.TrainingError, match=r"holdout = 0.6"):
+        federated.holdout_mask(10, 0.6, 7)
+
+
+def test_heart_holdout_metrics_match_pooled(heart_stations):
+    spec, _, rows = heart_stations
+    hyper = federated.check_hyperparameters("logistic", {})
+    split = []
+    for x, y in rows:
+        mask = federated.holdout_mask(len(y), 0.2, 7)
+        split.append((x[~mask], y[~mask], x[mask], y[mask]))
+
+    theta = np.zeros(4)
+    for exchange in range(5):
+        total = sum(
+            federated.local_update("logistic", theta, x_fit, y_fit, hyper, held_out)
+            / federated.SUM_SCALE
+            for x_fit, y_fit, *held_out in split
+        )
+        pooled = federated.split_sums(total * federated.SUM_SCALE)
+        if exchange < 4:
+            theta = federated.next_parameters("logistic", theta, pooled, hyper)
+
+    x_train = np.vstack([s[0] for s in split])
+    y_train = np.concatenate([s[1] for s in split])
+    x_test = np.vstack([s[2] for s in split])
+    y_test = np.concatenate([s[3] for s in split])
+    fit = sm.Logit(y_train, x_train).fit(disp=0)
+    predicted = fit.predict(x_test)
+
+    # Four Newton steps from zero leave about 1e-6 of each coefficient.
+    np.testing.assert_allclose(theta, fit.params, rtol=1e-5)
+    assert pooled.n == len(y_train) == 735
+    assert pooled.test_n == len(y_test) == 185
+    assert pooled.test_accuracy == pytest.approx(
+        np.mean((predicted >= 0.5) == (y_test == 1))
+    )
+    test_loss = -np.mean(
+        y_test * np.log(predicted) + (1 - y_test) * np.log(1 - predicted)
+    )
+    assert pooled.test_mean_loss == pytest.approx(test_loss, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("holdout = 0.7", "holdout = 0.7 must be a share"),
+        ("holdout = true", "must be a share"),
+        ("holdout_seed = 1.5", "holdout_seed = 1.5 must be a whole number"),
+        ("holdout_seed = -1", "must be a whole number"),
+    ],
+)
+def test_holdout_settings_checked(setting, message):
+    schema = load_schema(heart_schema_path())
+    text = f"SELECT train(logistic, (num > 0) ~ age, {setting}) FROM heart"
+    with pytest.raises(QueryError, match=message):
+        parse_query(text, {"heart": schema})
+
+
+def test_holdout_query_round_trips():
+    schema = load_schema(heart_schema_path())
+    spec = parse_query(HEART_QUERY, {"heart": schema})
+    assert parse_query(format_query(spec), {"heart": schema}) == spec
+    assert check_query(spec, schema, CollaborationRules(), 4) is None
