@@ -34,7 +34,9 @@ Protocol:
    the row weight times one 0/1 level column per GROUP BY column. Counts,
    sums and sums of squares per cell are sums of products. The parties open
    one pass/fail bit per released count (at least ``min_count``) and only
-   when every bit passes the counts, sums and sums of squares.
+   when every bit passes the counts, sums and sums of squares. For an OLS
+   fit, one secure matrix product over the complete cases gives n, X'X, X'y
+   and y'y, which are solved and checked as for horizontal data.
 
 Who learns what (semi-honest parties, no two colluding):
 
@@ -62,6 +64,7 @@ import asyncio
 import itertools
 import logging
 import os
+import resource
 import secrets
 import time
 from dataclasses import dataclass
@@ -183,7 +186,12 @@ class JoinRun:
         if len(set(self.owners)) != len(self.owners) or len(self.owners) < 2:
             raise ValueError(
                 f"the owners {self.owners} of a vertical join must be at least 2 "
-                "distinct parties"
+                "distinct parties; give one layout per dataset"
+            )
+        if not 0 <= self.comparer < self.parties:
+            raise ValueError(
+                f"the comparer {self.comparer} is not a party; choose one of "
+                f"0 to {self.parties - 1}"
             )
         names = [
             n for layout in self.layouts for n in layout.indicators + layout.values
@@ -228,7 +236,7 @@ class JoinRun:
         if len(columns) != layout.width:
             raise ValueError(
                 f"party {self.me} sent {len(columns)} columns, but its layout "
-                f"lists {layout.width}"
+                f"lists {layout.width}; send one column per name in the layout"
             )
         rows = np.zeros((len(keys), layout.width))
         for position, column in enumerate(columns):
@@ -238,7 +246,18 @@ class JoinRun:
                     f"values for {len(keys)} keys; every column needs one per key"
                 )
             rows[:, position] = column
+        indicators = rows[:, : len(layout.indicators)]
+        if not np.isin(indicators, (0.0, 1.0)).all():
+            raise ValueError(
+                f"an indicator column of party {self.me} contains a value other "
+                "than 0 or 1; send filters, levels and presence as 0 or 1"
+            )
         values = rows[:, len(layout.indicators) :]
+        if not np.isfinite(values).all():
+            raise ValueError(
+                f"a value column of party {self.me} contains NaN or infinity; send 0 "
+                "for a missing value and 0 in its presence column"
+            )
         if values.size and np.abs(values).max() > 1:
             raise ValueError(
                 f"a value column of party {self.me} lies outside [-1, 1]; divide "
@@ -621,4 +640,8 @@ async def join_and_release(config: dict[str, Any]) -> dict[str, Any]:
     run.timings["aggregation_seconds"] = time.monotonic() - computing
     output["timings"] = {k: round(v, 3) for k, v in run.timings.items()}
     output["timings"]["protocol_seconds"] = round(time.monotonic() - started, 3)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    # ru_maxrss is in kilobytes on Linux.
+    output["peak_rss_mb"] = usage.ru_maxrss / 1024
+    output["cpu_seconds"] = round(usage.ru_utime + usage.ru_stime, 3)
     return output

@@ -19,7 +19,7 @@ from mpc_parties import loopback_parties, run_parties
 from linksight.network import heart_data
 from station import ristretto
 from station.regression import fixed_point_size
-from station.secure_join import align_lists, random_permutation
+from station.secure_join import JoinRun, align_lists, random_permutation
 
 # Public scales: declared maximum absolute values of the numeric columns.
 SCALES = {"chol": 700.0, "trestbps": 250.0, "thalch": 250.0, "age": 100.0}
@@ -195,29 +195,6 @@ def test_join_three_stations_matches_pandas(tmp_path, heart):
         assert row["var(thalch)"] == pytest.approx(thalch.var(), rel=1e-6)
 
 
-def test_join_helper_comparer_two_owners(tmp_path, heart):
-    # Party 2 has no data: it compares, and reorders no list of its own.
-    hospital = _subset(heart[["person", "age", "sex"]], 0.9, 4)
-    lab = _subset(heart[["person", "chol", "trestbps"]], 0.8, 5)
-    owners = {0: "hospital", 1: "lab"}
-    means = [{"value": "age", "present": "hospital_where"}]
-
-    outputs = _run(
-        tmp_path, [_hospital(hospital), _lab(lab), None], owners, 2, means=means
-    )
-
-    merged = hospital.merge(lab, on="person")
-    chosen = merged[merged["age"] > 50]
-    row = outputs[1]["values"][0]
-    assert outputs[1]["status"] == "released"
-    assert outputs[1]["joined"] == len(merged)
-    assert row["cell"] == []
-    assert row["count"] == len(chosen)
-    assert row["mean(age)"] == pytest.approx(
-        chosen["age"].astype(float).mean(), rel=1e-6
-    )
-
-
 def test_join_small_overlap_blocked(tmp_path, heart):
     # Only 8 persons are at both stations: the join is blocked before any
     # attribute is shared.
@@ -234,36 +211,36 @@ def test_join_small_overlap_blocked(tmp_path, heart):
 
 
 def test_join_ols_matches_statsmodels(tmp_path, heart):
-    # Prepare: three stations, 85% to 90% of the persons each.
+    # Prepare: two stations with 90% and 85% of the persons; party 2 has no
+    # data, so it compares and reorders no list of its own.
     hospital = _subset(heart[["person", "age", "sex"]], 0.9, 6)
     lab = _subset(heart[["person", "chol", "trestbps"]], 0.85, 7)
-    insurer = _subset(heart[["person", "thalch", "num"]], 0.85, 8)
-    owners = {0: "hospital", 1: "lab", 2: "insurer"}
-    rows = [_hospital(hospital), _lab(lab), _insurer(insurer)]
+    owners = {0: "hospital", 1: "lab"}
+    rows = [_hospital(hospital), _lab(lab), None]
     ols = {
         "response": "trestbps",
-        "terms": ["age", "chol", "thalch", "sex=Male"],
-        "present": ["chol_present", "trestbps_present", "thalch_present"],
+        "terms": ["age", "chol", "sex=Male"],
+        "present": ["chol_present", "trestbps_present"],
         "factors": [],
         "min_residual_df": 10,
         "max_parameter_fraction": 0.1,
     }
 
-    # Execute: party 1 compares; the filters are age > 50 and num > 0.
-    outputs = _run(tmp_path, rows, owners, 1, ols=ols)
+    # Execute: the hospital's filter is age > 50.
+    outputs = _run(tmp_path, rows, owners, 2, ols=ols)
 
     # Assert against statsmodels on the inner join's complete cases.
-    merged = hospital.merge(lab, on="person").merge(insurer, on="person")
-    chosen = merged[(merged["age"] > 50) & (merged["num"] > 0)].copy()
+    merged = hospital.merge(lab, on="person")
+    chosen = merged[merged["age"] > 50].copy()
     chosen = chosen[(chosen["chol"] > 0) & (chosen["trestbps"] > 0)]
-    chosen = chosen.dropna(subset=["thalch"]).astype({"thalch": float})
     chosen["male"] = (chosen["sex"] == "Male").astype(float)
     for column in ("age", "chol", "trestbps"):
         chosen[column] = chosen[column].astype(float)
-    pooled = smf.ols("trestbps ~ age + chol + thalch + male", chosen).fit()
-    values = outputs[1]["values"]
-    assert outputs[1]["status"] == "released"
-    assert outputs[1]["names"] == ["Intercept", "age", "chol", "thalch", "sex=Male"]
+    pooled = smf.ols("trestbps ~ age + chol + male", chosen).fit()
+    values = outputs[2]["values"]
+    assert outputs[2]["status"] == "released"
+    assert outputs[2]["joined"] == len(merged)
+    assert outputs[2]["names"] == ["Intercept", "age", "chol", "sex=Male"]
     assert values["n"] == int(pooled.nobs)
     assert values["coefficients"] == pytest.approx(list(pooled.params), rel=1e-4)
     errors = np.sqrt(values["variances"])
@@ -296,3 +273,73 @@ def test_join_ols_blocked_names_rule(tmp_path, heart):
     assert "max_parameter_fraction" in failed
     assert "full_rank" in failed
     assert outputs[0]["rule"] == failed[0]
+
+
+def _config(**changes: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "parties": loopback_parties(3),
+        "index": 0,
+        "comparer": 2,
+        "layout": [
+            dict(LAYOUTS["hospital"], owner=0),
+            dict(LAYOUTS["lab"], owner=1),
+        ],
+        "min_count": 10,
+        "fraction_bits": 32,
+        "keys": ["a", "b"],
+        "indicators": [[1.0, 1.0], [1.0, 0.0], [0.0, 1.0]],
+        "values": [[0.5, 0.25]],
+    }
+    config.update(changes)
+    return config
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"parties": loopback_parties(2)}, "runs on 2 parties, but needs at least 3"),
+        (
+            {"layout": [dict(LAYOUTS["hospital"], owner=0)]},
+            "must be at least 2 distinct parties",
+        ),
+        ({"comparer": 3}, "the comparer 3 is not a party"),
+        (
+            {
+                "layout": [
+                    dict(LAYOUTS["hospital"], owner=0),
+                    dict(LAYOUTS["hospital"], owner=1),
+                ]
+            },
+            "occur in more than one dataset",
+        ),
+        (
+            {
+                "layout": [
+                    dict(LAYOUTS["hospital"], owner=0),
+                    dict(LAYOUTS["lab"], owner=1, scales=[700.0]),
+                ]
+            },
+            "lists 2 value columns but 1 scales",
+        ),
+    ],
+)
+def test_join_config_rejected(changes, message):
+    with pytest.raises(ValueError, match=message):
+        JoinRun(_config(**changes))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"keys": ["a", "a"]}, "contain duplicates"),
+        ({"values": [[0.5, 1.5]]}, r"outside \[-1, 1\]"),
+        ({"values": [[0.5, float("nan")]]}, "NaN or infinity"),
+        ({"indicators": [[1.0, 2.0], [1.0, 0.0], [0.0, 1.0]]}, "other than 0 or 1"),
+        ({"values": [[0.5]]}, "has 1 values for 2 keys"),
+        ({"values": []}, "sent 3 columns, but its layout lists 4"),
+    ],
+)
+def test_join_rows_rejected(changes, message):
+    run = JoinRun(_config(**changes))
+    with pytest.raises(ValueError, match=message):
+        run.pad_and_shuffle()

@@ -1,0 +1,289 @@
+"""Time an OLS fit on a vertical join of three stations, beside statsmodels.
+
+Usage: ``python benchmarks/vertical_ols.py [--rows 100000] [--threads 2]``
+
+Three MPC party processes (``python -m station.mpc_party``) run the vertical
+join protocol of ``station/secure_join.py`` on this machine. Each station
+has ``--rows`` persons of a population of rows / 0.85, drawn at random,
+and some of the columns: station A x1 and x2, station B x3 and x4, station C
+x5 and the response y. The parties join on the person key and fit
+y ~ x1 + ... + x5 on the joined rows. The time runs from the parties' start
+to the last one's exit. The same fit by pandas' inner merge and statsmodels
+on the pooled data is timed in the same run, and the federated coefficients
+and standard errors are checked against it (1e-4 relative).
+
+Prints the figures and writes them to docs/benchmarks.md between this
+script's markers, leaving the rest of that file as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import mpyc
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+
+from linksight.network import free_port
+from station.regression import fixed_point_size
+
+START_MARK = "<!-- vertical-ols:start -->"
+END_MARK = "<!-- vertical-ols:end -->"
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+COVARIATES = ["x1", "x2", "x3", "x4", "x5"]
+# The columns of each station. SCALE is every column's declared maximum
+# absolute value, which the synthetic values stay below.
+STATIONS = {
+    "station-a": ["x1", "x2"],
+    "station-b": ["x3", "x4"],
+    "station-c": ["x5", "y"],
+}
+SCALE = 100.0
+TOLERANCE = 1e-4
+
+
+def machine() -> str:
+    """Describe the CPU, cores and Python of this machine."""
+    model = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        match = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
+        if match:
+            model = match.group(1).strip()
+    return (
+        f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"MPyC {mpyc.__version__}"
+    )
+
+
+def make_population(rows: int, seed: int = 2026) -> pd.DataFrame:
+    """Return rows / 0.85 synthetic persons with a key, x1..x5 and y."""
+    rng = np.random.default_rng(seed)
+    size = round(rows / 0.85)
+    frame = pd.DataFrame({"person": [f"P{i:08d}" for i in range(size)]})
+    for position, name in enumerate(COVARIATES):
+        frame[name] = rng.uniform(-10, 10, size) + position
+    noise = rng.normal(0, 5, size)
+    frame["y"] = 3 + frame[COVARIATES] @ np.array([1.5, -2, 0.5, 0, 1]) + noise
+    return frame
+
+
+def station_frames(population: pd.DataFrame, rows: int) -> dict[str, pd.DataFrame]:
+    """Return each station's rows: `rows` random persons and its columns."""
+    rng = np.random.default_rng(7)
+    frames = {}
+    for station, columns in STATIONS.items():
+        chosen = rng.choice(len(population), size=rows, replace=False)
+        frames[station] = population.iloc[chosen][["person", *columns]]
+    return frames
+
+
+def party_configs(
+    frames: dict[str, pd.DataFrame], threads: int
+) -> list[dict[str, Any]]:
+    """Return the input of each MPC party."""
+    parties = [
+        {
+            "station": name,
+            "organisation": name,
+            "host": "127.0.0.1",
+            "port": free_port(),
+        }
+        for name in STATIONS
+    ]
+    layout = [
+        {
+            "owner": index,
+            "indicators": [f"{station}_where"],
+            "values": columns,
+            "scales": [SCALE] * len(columns),
+        }
+        for index, (station, columns) in enumerate(STATIONS.items())
+    ]
+    ols = {
+        "response": "y",
+        "terms": COVARIATES,
+        "present": [],
+        "factors": [],
+        "min_residual_df": 10,
+        "max_parameter_fraction": 0.1,
+    }
+    configs = []
+    for index, (station, frame) in enumerate(frames.items()):
+        configs.append(
+            {
+                "parties": parties,
+                "index": index,
+                "bind_host": "127.0.0.1",
+                "timeout_seconds": 1800,
+                "analysis": "join",
+                "task_id": "benchmark",
+                "comparer": 0,
+                "layout": layout,
+                "min_count": 10,
+                "padding_max": 100,
+                "threads": threads,
+                "fraction_bits": fixed_point_size(len(parties)),
+                "keys": frame["person"].tolist(),
+                "indicators": [[1.0] * len(frame)],
+                "values": [
+                    (frame[column] / SCALE).tolist() for column in STATIONS[station]
+                ],
+                "ols": ols,
+            }
+        )
+    return configs
+
+
+def run_federated(configs: list[dict[str, Any]]) -> tuple[float, list[dict[str, Any]]]:
+    """Run the parties to the end; return the wall time and their outputs."""
+    with tempfile.TemporaryDirectory() as folder:
+        paths = []
+        for config in configs:
+            path = Path(folder) / f"in{config['index']}.json"
+            path.write_text(json.dumps(config))
+            paths.append((path, Path(folder) / f"out{config['index']}.json"))
+        started = time.monotonic()
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "station.mpc_party", str(a), str(b)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for a, b in paths
+        ]
+        for process in processes:
+            process.wait()
+        seconds = time.monotonic() - started
+        outputs = [json.loads(b.read_text()) for _, b in paths]
+    return seconds, outputs
+
+
+def run_pooled(frames: dict[str, pd.DataFrame]) -> tuple[float, Any, int]:
+    """Merge and fit on the pooled data; return the time, the fit and n."""
+    started = time.monotonic()
+    merged = None
+    for frame in frames.values():
+        merged = frame if merged is None else merged.merge(frame, on="person")
+    assert merged is not None
+    design = sm.add_constant(merged[COVARIATES])
+    fit = sm.OLS(merged["y"], design).fit()
+    return time.monotonic() - started, fit, len(merged)
+
+
+def check(output: dict[str, Any], fit: Any) -> float:
+    """Return the largest relative difference from statsmodels; raise past 1e-4."""
+    if output.get("status") != "released":
+        raise SystemExit(f"the federated fit was not released: {output}")
+    values = output["values"]
+    federated = np.array(values["coefficients"] + list(np.sqrt(values["variances"])))
+    pooled = np.concatenate([fit.params.to_numpy(), fit.bse.to_numpy()])
+    difference = float(np.max(np.abs(federated - pooled) / np.abs(pooled)))
+    if difference > TOLERANCE:
+        raise SystemExit(
+            f"the federated fit differs from statsmodels by {difference:.2e} "
+            f"relative, above {TOLERANCE}"
+        )
+    return difference
+
+
+def write_section(text: str) -> None:
+    """Replace this script's section of docs/benchmarks.md with `text`."""
+    current = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+    section = f"{START_MARK}\n{text}\n{END_MARK}"
+    if START_MARK in current and END_MARK in current:
+        before = current.split(START_MARK)[0]
+        after = current.split(END_MARK, 1)[1]
+        current = before + section + after
+    else:
+        current = current.rstrip("\n") + "\n\n" + section + "\n"
+    DOCS.write_text(current)
+
+
+def main() -> None:
+    """Run the benchmark, print it, and record it in docs/benchmarks.md."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--rows", type=int, default=100_000, help="persons per station (default 100000)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="threads per party for the blinding (default 2)",
+    )
+    arguments = parser.parse_args()
+    load = os.getloadavg()[0]
+    population = make_population(arguments.rows)
+    frames = station_frames(population, arguments.rows)
+    configs = party_configs(frames, arguments.threads)
+    seconds, outputs = run_federated(configs)
+    for output in outputs:
+        if not output.get("ok"):
+            raise SystemExit(f"a party failed: {output.get('error')}")
+    pooled_seconds, fit, joined = run_pooled(frames)
+    difference = check(outputs[0], fit)
+    timings = outputs[0]["timings"]
+    rows = [
+        ("persons per station", f"{arguments.rows:,}"),
+        ("joined persons", f"{joined:,}"),
+        ("federated wall time, start to last exit (s)", f"{seconds:.1f}"),
+        ("  blinding ring (s)", f"{timings['blinding_seconds']:.1f}"),
+        ("  alignment under MPC (s)", f"{timings['alignment_seconds']:.1f}"),
+        (
+            "  cross-products, solve and checks (s)",
+            f"{timings['aggregation_seconds']:.1f}",
+        ),
+        (
+            "CPU time of the three parties (s)",
+            " + ".join(f"{o['cpu_seconds']:.1f}" for o in outputs),
+        ),
+        (
+            "peak memory per party (MB)",
+            ", ".join(f"{o['peak_rss_mb']:.0f}" for o in outputs),
+        ),
+        ("pandas merge and statsmodels fit (s)", f"{pooled_seconds:.3f}"),
+        ("ratio federated / pooled", f"{seconds / pooled_seconds:,.0f}"),
+        ("largest relative difference from statsmodels", f"{difference:.1e}"),
+    ]
+    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
+    command = (
+        f"python benchmarks/vertical_ols.py --rows {arguments.rows} "
+        f"--threads {arguments.threads}"
+    )
+    text = f"""## Vertical join: OLS with 5 covariates over 3 stations
+
+Command: `{command}`
+Machine: {machine()}
+Date: {datetime.now(UTC).date().isoformat()}
+Load average (1 min) when the run started: {load:.1f}; other work on
+the machine shares its two cores, so an idle machine gives lower times.
+
+Three stations each hold {arguments.rows:,} random persons of a synthetic
+population of {len(population):,} and some of the columns (A: x1, x2; B:
+x3, x4; C: x5, y). The three MPC parties join on the person key with
+padding of up to 100 dummy rows per station and fit y ~ x1 + ... + x5 on
+the joined rows (`station/secure_join.py`). The goal is under 60 s.
+
+| measure | value |
+| --- | --- |
+{table}
+"""
+    print(text)
+    write_section(text)
+
+
+if __name__ == "__main__":
+    main()
