@@ -364,6 +364,9 @@ def compute_region_counts(
     triple, in the region order of `station.filter_triples.REGIONS`, for
     each column in turn (rows first) and each pair (i, j), i < j, of
     `earlier` within it.
+
+    NOTE: the populations are whole queries, not their cells, so counts of
+    single cells of grouped outputs combined across queries are not checked.
     """
     pairs = earlier_pairs(len(earlier))
     if not pairs:
