@@ -19,8 +19,17 @@ at the hub in turn.
 A history that the hub alone rewrote or truncated no longer contains a
 signed head, and :func:`check_checkpoints` names the record and the station
 whose checkpoint it contradicts. Records appended after the newest
-checkpoint are anchored by nothing yet: the checkpoint interval bounds that
-window.
+checkpoint are anchored by nothing yet (the unsigned tail): the checkpoint
+interval bounds that window, and a steward can close it at once by
+requesting a checkpoint, which every station signs at its next poll.
+
+A station rotates its audit key by signing a key rotation with both the old
+and the new key. The hub writes it into its chain as ``audit.key_rotated``,
+and the station into its own. A checkpoint of hub record ``seq`` must then
+be signed with the key in force at ``seq``: the old key before the
+rotation's record, the new key from it on. A checkpoint signed with a
+retired key after its rotation is rejected by the hub and reported by
+:func:`check_checkpoints`.
 """
 
 from __future__ import annotations
@@ -36,6 +45,8 @@ from linksight.audit import GENESIS_HASH, ChainReport, record_hash
 
 # Distinguishes a checkpoint signature from any other signature by the same key.
 CHECKPOINT_KIND = "linksight.audit-checkpoint.v1"
+# The same for a key rotation, signed by the old and the new key.
+KEY_ROTATION_KIND = "linksight.audit-key-rotation.v1"
 
 HASH_PATTERN = "^[0-9a-f]{64}$"
 
@@ -80,6 +91,154 @@ def sign_checkpoint(key: Ed25519PrivateKey, checkpoint: Checkpoint) -> SignedChe
         signature=signing.sign(key, checkpoint.payload()),
         public_key=signing.public_key_text(key),
     )
+
+
+class KeyRotation(BaseModel):
+    """A station's change of its audit signing key, from one public key to another."""
+
+    station: str = Field(min_length=1, max_length=100)
+    old_public_key: str = Field(min_length=1, max_length=100)
+    new_public_key: str = Field(min_length=1, max_length=100)
+    rotated_at: str = Field(min_length=1, max_length=40)
+
+    def payload(self) -> dict[str, Any]:
+        """Return what both keys sign: the fields and the rotation kind."""
+        return {"kind": KEY_ROTATION_KIND, **self.model_dump()}
+
+
+class SignedKeyRotation(BaseModel):
+    """A key rotation with the signatures of the old and the new key (base64)."""
+
+    rotation: KeyRotation
+    old_signature: str = Field(min_length=1, max_length=200)
+    new_signature: str = Field(min_length=1, max_length=200)
+
+    def verify(self) -> None:
+        """Raise SignatureError unless both keys signed the rotation.
+
+        The old key's signature shows that the holder of the retired key
+        handed over; the new key's shows that the new key's holder has it.
+        """
+        payload = self.rotation.payload()
+        if self.rotation.old_public_key == self.rotation.new_public_key:
+            raise signing.SignatureError("the new audit key equals the old one")
+        for which, key_text, signature in (
+            ("old", self.rotation.old_public_key, self.old_signature),
+            ("new", self.rotation.new_public_key, self.new_signature),
+        ):
+            key = signing.parse_public_key(key_text)
+            try:
+                signing.verify(key, payload, signature)
+            except signing.SignatureError:
+                raise signing.SignatureError(
+                    f"the {which} key's signature does not verify"
+                ) from None
+
+
+def sign_key_rotation(
+    station: str, old_key: Ed25519PrivateKey, new_key: Ed25519PrivateKey, at: str
+) -> SignedKeyRotation:
+    """Sign the rotation from `old_key` to `new_key` with both keys."""
+    rotation = KeyRotation(
+        station=station,
+        old_public_key=signing.public_key_text(old_key),
+        new_public_key=signing.public_key_text(new_key),
+        rotated_at=at,
+    )
+    payload = rotation.payload()
+    return SignedKeyRotation(
+        rotation=rotation,
+        old_signature=signing.sign(old_key, payload),
+        new_signature=signing.sign(new_key, payload),
+    )
+
+
+@dataclass(frozen=True)
+class KeySchedule:
+    """A station's audit keys: the first one and each rotation's hub record."""
+
+    station: str
+    first_key: str
+    # (hub record of the rotation, new public key), oldest first.
+    rotations: list[tuple[int, str]]
+
+    def key_at(self, hub_seq: int) -> str:
+        """Return the key that must sign a checkpoint of hub record `hub_seq`."""
+        key = self.first_key
+        for seq, new_key in self.rotations:
+            if hub_seq >= seq:
+                key = new_key
+        return key
+
+    @property
+    def current_key(self) -> str:
+        """The key in force now, after every rotation."""
+        return self.rotations[-1][1] if self.rotations else self.first_key
+
+
+def key_schedules(
+    records: list[dict[str, Any]],
+) -> tuple[dict[str, KeySchedule], list[AuditFinding]]:
+    """Read every station's key rotations from the hub's `records`.
+
+    Each ``audit.key_rotated`` record must carry a rotation that both keys
+    signed and whose old key is the key the previous rotation brought in.
+    Returns the schedules of the stations that rotated, and a finding for
+    each rotation that fails, which is then left out.
+    """
+    schedules: dict[str, KeySchedule] = {}
+    findings: list[AuditFinding] = []
+    for record in records:
+        if record.get("event") != "audit.key_rotated":
+            continue
+        seq = record["seq"]
+        try:
+            signed = SignedKeyRotation.model_validate(record["details"])
+            signed.verify()
+        except (ValueError, signing.SignatureError) as error:
+            findings.append(
+                AuditFinding(
+                    "hub",
+                    seq,
+                    record.get("user"),
+                    f"the key rotation does not verify ({error}): forged or altered",
+                )
+            )
+            continue
+        rotation = signed.rotation
+        station = rotation.station
+        schedule = schedules.get(station)
+        if schedule is None:
+            schedule = KeySchedule(station, rotation.old_public_key, [])
+            schedules[station] = schedule
+        elif schedule.current_key != rotation.old_public_key:
+            findings.append(
+                AuditFinding(
+                    "hub",
+                    seq,
+                    station,
+                    f"{station}'s key rotation starts from a key other than the "
+                    "one its previous rotation brought in",
+                )
+            )
+            continue
+        schedule.rotations.append((seq, rotation.new_public_key))
+    return schedules, findings
+
+
+def unsigned_tail(
+    records: list[dict[str, Any]], checkpoints: list[SignedCheckpoint]
+) -> tuple[int, int]:
+    """Return the newest co-signed hub record and how many records follow it.
+
+    Records after the newest checkpoint of any station are covered by no
+    station's signature yet, so the hub alone could still drop or change
+    them.
+    """
+    last_seq = records[-1]["seq"] if records else 0
+    signed = max((s.checkpoint.hub_seq for s in checkpoints), default=0)
+    signed = min(signed, last_seq)
+    return signed, last_seq - signed
 
 
 def verify_extension(
@@ -147,11 +306,15 @@ def check_checkpoints(
 
     Every checkpoint's signature must verify, under the station's key in
     `pinned_keys` where the auditor has one, and the hub's record at the
-    checkpoint's sequence number must carry the signed hash. Returns one
-    finding per station, for its earliest contradicted checkpoint, naming
-    the last checkpoint of that station that still matches.
+    checkpoint's sequence number must carry the signed hash. For a station
+    that rotated its key, each checkpoint must verify under the key in
+    force at its record (see :func:`key_schedules`), and a pinned key must
+    be the newest one. Returns one finding per station, for its earliest
+    contradicted checkpoint, naming the last checkpoint of that station
+    that still matches.
     """
     pinned_keys = pinned_keys or {}
+    schedules, _ = key_schedules(records)
     by_seq = {record["seq"]: record for record in records}
     last_seq = records[-1]["seq"] if records else 0
     findings: list[AuditFinding] = []
@@ -163,6 +326,12 @@ def check_checkpoints(
         )
         keys = {s.public_key for s in own}
         pinned = pinned_keys.get(station)
+        schedule = schedules.get(station)
+        if schedule is not None:
+            finding = _check_rotated(own, schedule, pinned, by_seq, last_seq)
+            if finding is not None:
+                findings.append(finding)
+            continue
         if pinned is None and len(keys) > 1:
             findings.append(
                 AuditFinding(
@@ -181,6 +350,44 @@ def check_checkpoints(
                 break
             matched = signed.checkpoint.hub_seq
     return findings
+
+
+def _check_rotated(
+    own: list[SignedCheckpoint],
+    schedule: KeySchedule,
+    pinned: str | None,
+    by_seq: dict[int, dict[str, Any]],
+    last_seq: int,
+) -> AuditFinding | None:
+    station = schedule.station
+    if pinned is not None and pinned != schedule.current_key:
+        return AuditFinding(
+            "hub",
+            None,
+            station,
+            f"{station}'s own audit key is not the key its newest rotation in "
+            "the hub's chain brought in: a rotation is missing or was forged",
+        )
+    matched = 0
+    for signed in own:
+        seq = signed.checkpoint.hub_seq
+        expected = schedule.key_at(seq)
+        if signed.public_key != expected:
+            retired = [r for r, _ in schedule.rotations if r <= seq]
+            when = f" at record {retired[-1]}" if retired else ""
+            return AuditFinding(
+                "hub",
+                seq,
+                station,
+                f"the checkpoint {station} is said to have signed at "
+                f"{signed.checkpoint.signed_at} carries a key that is not in "
+                f"force at record {seq}: signed with a key retired{when}",
+            )
+        finding = _check_one(signed, by_seq, last_seq, expected, matched)
+        if finding is not None:
+            return finding
+        matched = seq
+    return None
 
 
 def _check_one(

@@ -6,6 +6,9 @@ compared with the checkpoints the stations signed: the hub's copies and,
 with a station's config, the station's own copies under the station's own
 key. Each station's chain is compared with the heads of it that the hub
 recorded in its chain. See :mod:`linksight.checkpoints` for what each check detects.
+
+Records after the newest checkpoint (the unsigned tail) are counted and
+reported: no station has vouched for them yet.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ from typing import Any
 from linksight.audit import verify_chain
 from linksight.checkpoints import (
     AuditFinding,
+    KeySchedule,
     SignedCheckpoint,
     check_checkpoints,
     check_station_chain,
+    key_schedules,
+    unsigned_tail,
 )
 from linksight.signing import (
     SignatureError,
@@ -37,6 +43,9 @@ class AuditVerification:
 
     summaries: list[str] = field(default_factory=list)
     findings: list[AuditFinding] = field(default_factory=list)
+    # The newest hub record any station co-signed, and the records after it.
+    newest_cosigned: int = 0
+    unsigned_records: int = 0
 
     @property
     def ok(self) -> bool:
@@ -64,10 +73,12 @@ def verify_audit_trail(
     report = verify_chain(records)
     if not report.ok:
         result.add([AuditFinding("hub", report.first_bad_seq, None, report.reason)])
+    schedules, rotation_findings = key_schedules(records)
+    result.add(rotation_findings)
     pinned: dict[str, str] = {}
     for config in stations:
         name = config.station.name
-        findings, summary, key = _verify_station(config, records)
+        findings, summary, key = _verify_station(config, records, schedules.get(name))
         result.add(findings)
         result.summaries.append(summary)
         if key is not None:
@@ -88,7 +99,21 @@ def verify_audit_trail(
         hub_summary += f", head {report.head[:16]}"
     hub_summary += f"; co-signed by {cosigned or 'no station yet'}"
     result.summaries.insert(0, hub_summary)
-    for index, config in enumerate(stations, start=1):
+    result.newest_cosigned, result.unsigned_records = unsigned_tail(
+        records, checkpoints
+    )
+    if result.unsigned_records:
+        last = result.newest_cosigned + result.unsigned_records
+        tail = (
+            f"unsigned tail: {result.unsigned_records} record(s), "
+            f"{result.newest_cosigned + 1} to {last}, follow the newest co-signed "
+            f"record {result.newest_cosigned} and rest on the hub alone; run "
+            "`linksight audit checkpoint` to have the stations sign them"
+        )
+    else:
+        tail = "unsigned tail: none, every record is co-signed"
+    result.summaries.insert(1, tail)
+    for index, config in enumerate(stations, start=2):
         name = config.station.name
         state = "BROKEN" if result.broken(name) else "intact"
         result.summaries[index] = f"{name}: {state}, {result.summaries[index]}"
@@ -96,7 +121,9 @@ def verify_audit_trail(
 
 
 def _verify_station(
-    config: StationConfig, hub_records: list[dict[str, Any]]
+    config: StationConfig,
+    hub_records: list[dict[str, Any]],
+    schedule: KeySchedule | None,
 ) -> tuple[list[AuditFinding], str, str | None]:
     name = config.station.name
     state_dir = config.station.state_dir
@@ -136,11 +163,30 @@ def _verify_station(
     own_checkpoints = ledger.checkpoints()
     if key is not None:
         findings += check_checkpoints(hub_records, own_checkpoints, {name: key})
+    own_rotations = [
+        record["details"]["new_public_key"]
+        for record in own_records
+        if record["event"] == "audit_key_rotated"
+    ]
+    hub_rotations = [new for _, new in schedule.rotations] if schedule else []
+    if own_rotations != hub_rotations:
+        findings.append(
+            AuditFinding(
+                name,
+                None,
+                name,
+                f"the station's chain records {len(own_rotations)} audit key "
+                f"rotation(s) but the hub's chain {len(hub_rotations)}, or with "
+                "other keys: a rotation is missing or was forged",
+            )
+        )
     anchored = f"head anchored in {len(anchors)} hub record(s)"
     summary = (
         f"{len(own_records)} records, {anchored}, "
         f"{len(own_checkpoints)} checkpoint(s) of its own"
     )
+    if own_rotations:
+        summary += f", {len(own_rotations)} key rotation(s)"
     return findings, summary, key
 
 

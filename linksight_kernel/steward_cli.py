@@ -181,6 +181,15 @@ def verify_audit(
             "station's state directory is).",
         ),
     ] = None,
+    max_unsigned: Annotated[
+        int | None,
+        typer.Option(
+            "--max-unsigned",
+            min=0,
+            help="Also fail when more than this many records follow the newest "
+            "co-signed one (0: every record must be co-signed).",
+        ),
+    ] = None,
     hub_url: HubUrl = None,
     profile: Profile = None,
 ) -> None:
@@ -190,7 +199,9 @@ def verify_audit(
     signed of them, so that an edited, deleted, reordered or truncated
     record, or a history the hub rewrote, is found. With --station-config,
     also each station's own chain. Exits 1 and names the record, the station
-    and what is wrong if anything does not match.
+    and what is wrong if anything does not match. The records after the
+    newest checkpoint (the unsigned tail) are counted; `linksight audit
+    checkpoint` has the stations sign them.
     """
     from linksight.checkpoints import SignedCheckpoint
     from linksight_kernel.audit_verify import load_station_configs, verify_audit_trail
@@ -212,12 +223,100 @@ def verify_audit(
     )
     for line in verification.summaries:
         typer.echo(line)
-    if verification.ok:
+    too_long = max_unsigned is not None and (
+        verification.unsigned_records > max_unsigned
+    )
+    if verification.ok and not too_long:
         typer.echo("audit trail intact")
         return
     for finding in verification.findings:
         typer.echo("BROKEN " + finding.describe())
+    if too_long:
+        typer.echo(
+            f"UNSIGNED {verification.unsigned_records} record(s) follow the newest "
+            f"co-signed one, more than --max-unsigned {max_unsigned}; run "
+            "`linksight audit checkpoint` and verify again"
+        )
     raise typer.Exit(1)
+
+
+@audit_app.command("checkpoint")
+def request_checkpoint(
+    timeout: Annotated[
+        float,
+        typer.Option(
+            min=0, help="Seconds to wait for every station's signature (0: no wait)."
+        ),
+    ] = 60.0,
+    hub_url: HubUrl = None,
+    profile: Profile = None,
+) -> None:
+    """Have every station co-sign the hub's audit chain now.
+
+    The hub writes the request into its chain, each station signs a
+    checkpoint of that record or a later one at its next poll, and this
+    command waits until every station that ever signed one has done so.
+    A station whose own chain grew since its last checkpoint makes the hub
+    append its new head after the request, so then one more request
+    follows (at most three rounds). Exits 1 and names the stations still
+    missing when the timeout passes.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    with _client(hub_url, profile) as client:
+        for _ in range(CHECKPOINT_ROUNDS):
+            head = _run(lambda: client._call("POST", "/audit/checkpoint-requests"))
+            requested = int(head["seq"])
+            typer.echo(f"checkpoint requested at hub record {requested}")
+            newest, missing = _await_checkpoints(client, requested, deadline)
+            if missing or not newest:
+                break
+            after = _run(lambda: client._call("GET", "/audit/head"))
+            if int(after["seq"]) == requested:
+                break
+    if not newest:
+        raise _fail(
+            "no station has signed a checkpoint yet, so none can be awaited; "
+            "start the stations and run the command again"
+        )
+    if missing:
+        raise _fail(
+            f"after {timeout:g} s, {', '.join(missing)} had not signed hub record "
+            f"{requested}; check that these stations are running and reach the hub"
+        )
+    unsigned = int(after["seq"]) - requested
+    typer.echo(
+        f"hub record {requested} co-signed by {', '.join(sorted(newest))}; "
+        f"{unsigned} record(s) follow it"
+    )
+
+
+# Requests sent by `linksight audit checkpoint` before it reports the tail left.
+CHECKPOINT_ROUNDS = 3
+
+
+def _await_checkpoints(
+    client, requested: int, deadline: float
+) -> tuple[dict[str, int], list[str]]:
+    """Wait until every station signed hub record `requested` or the deadline passes.
+
+    Returns each station's newest signed record and the stations still
+    missing.
+    """
+    import time
+
+    while True:
+        checkpoints = _run(lambda: client._call("GET", "/audit/checkpoints"))
+        newest: dict[str, int] = {}
+        for signed in checkpoints:
+            station = signed["checkpoint"]["station"]
+            seq = int(signed["checkpoint"]["hub_seq"])
+            newest[station] = max(newest.get(station, 0), seq)
+        missing = sorted(s for s, seq in newest.items() if seq < requested)
+        if not missing or time.monotonic() >= deadline:
+            return newest, missing
+        time.sleep(0.5)
 
 
 Collaboration = Annotated[

@@ -8,11 +8,16 @@ the previous one is signed, with the station's own Ed25519 key in
 chain. The hub stores the signed checkpoint, and the station keeps a copy in
 its ledger. A hub whose chain no longer extends the signed head gets no
 signature, and the station writes ``hub_chain_rejected`` to its own chain.
+
+:func:`rotate_audit_key` replaces that key: the hub registers the new key,
+the old public key stays in both chains for verifying older checkpoints,
+and the station writes ``audit_key_rotated`` to its own chain.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,10 +25,16 @@ from linksight.audit import GENESIS_HASH
 from linksight.checkpoints import (
     Checkpoint,
     SignedCheckpoint,
+    SignedKeyRotation,
     sign_checkpoint,
+    sign_key_rotation,
     verify_extension,
 )
-from linksight.signing import load_or_create_private_key
+from linksight.signing import (
+    generate_private_key,
+    load_or_create_private_key,
+    public_key_text,
+)
 from station.config import StationConfig
 from station.hub_client import HubError, StationHubClient
 from station.ledger import StationLedger
@@ -54,7 +65,22 @@ class Checkpointer:
         self.config = config
         self.ledger = ledger
         self.hub = hub
-        self.key = load_or_create_private_key(audit_key_path(config.station.state_dir))
+        self.key_path = audit_key_path(config.station.state_dir)
+        load_or_create_private_key(self.key_path)
+
+    def requested(self) -> bool:
+        """Return whether a steward requested a checkpoint newer than the last one.
+
+        Returns False when the hub cannot be reached, and the next poll reads
+        the request again.
+        """
+        try:
+            requested = self.hub.checkpoint_requested()
+        except HubError as error:
+            logger.warning("checkpoint request not read: %s", error)
+            return False
+        last = self.ledger.last_checkpoint()
+        return requested > (last.checkpoint.hub_seq if last is not None else 0)
 
     def run(self) -> SignedCheckpoint | None:
         """Sign and send a checkpoint if either chain head moved.
@@ -96,7 +122,9 @@ class Checkpointer:
             station_hash=station_hash,
             signed_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
-        signed_checkpoint = sign_checkpoint(self.key, checkpoint)
+        # Read on every run, so that a key rotated by the CLI takes effect here.
+        key = load_or_create_private_key(self.key_path)
+        signed_checkpoint = sign_checkpoint(key, checkpoint)
         self.hub.post_checkpoint(signed_checkpoint)
         self.ledger.record_checkpoint(signed_checkpoint)
         logger.info(
@@ -155,3 +183,56 @@ class Checkpointer:
             details={"reason": reason},
         )
         raise HubChainRejected(reason)
+
+
+def rotate_audit_key(
+    config: StationConfig, ledger: StationLedger, hub: StationHubClient
+) -> SignedKeyRotation:
+    """Replace this station's audit key with a new one, registered at the hub.
+
+    Both keys sign the rotation, and the hub writes it into its chain. Only
+    then does the new key replace the old one in the state directory. The
+    old public key is kept beside it as ``audit_ed25519.retired-<time>.pub``,
+    and both public keys go into an ``audit_key_rotated`` record of this
+    station's chain. Raises HubError, with the old key still in place, when
+    the hub rejects the rotation or cannot be reached.
+    """
+    state_dir = config.station.state_dir
+    path = audit_key_path(state_dir)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no audit key at {path}: the station creates one when it first "
+            "starts, so start it once before rotating"
+        )
+    old_key = load_or_create_private_key(path)
+    staged = path.with_name(KEY_FILE + ".new")
+    new_key = generate_private_key(staged)
+    now = datetime.now(UTC)
+    signed = sign_key_rotation(
+        config.station.name, old_key, new_key, now.isoformat(timespec="seconds")
+    )
+    try:
+        hub.post_key_rotation(signed)
+    except HubError:
+        staged.unlink()
+        raise
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    retired = state_dir / f"audit_ed25519.retired-{stamp}.pub"
+    retired.write_text(public_key_text(old_key) + "\n")
+    os.replace(staged, path)
+    ledger.audit.append(
+        "audit_key_rotated",
+        organisation=config.station.organisation,
+        user=config.station.name,
+        role="station",
+        outcome="success",
+        purpose="audit key rotation",
+        objects={"hub": config.station.hub_url},
+        details={
+            "old_public_key": signed.rotation.old_public_key,
+            "new_public_key": signed.rotation.new_public_key,
+            "rotated_at": signed.rotation.rotated_at,
+        },
+    )
+    logger.info("audit key rotated for station %s", config.station.name)
+    return signed

@@ -166,3 +166,43 @@ def audit_verify(config: ConfigOption) -> None:
     typer.echo(report.describe())
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command("rotate-audit-key")
+def rotate_audit_key(config: ConfigOption) -> None:
+    """Replace the key that signs this station's checkpoints of the hub's chain.
+
+    Both the old and the new key sign the rotation, the hub registers the
+    new key, and both chains record the rotation, so checkpoints signed
+    before it still verify under the old key. Afterwards the hub rejects a
+    checkpoint signed with the old key. The station may keep running.
+    """
+    from linksight.signing import SignatureError
+    from station.checkpointer import rotate_audit_key as rotate
+    from station.hub_client import HubError, StationHubClient
+    from station.ledger import StationLedger
+
+    station_config = _load(config)
+    try:
+        token = station_config.token()
+    except ConfigError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    hub = StationHubClient(
+        station_config.station.hub_url,
+        token,
+        ca_certificate=station_config.station.hub_ca_certificate,
+    )
+    ledger = StationLedger(station_config.station.state_dir)
+    try:
+        signed = rotate(station_config, ledger, hub)
+    except (HubError, SignatureError, OSError) as error:
+        typer.echo(f"error: audit key not rotated: {error}", err=True)
+        raise typer.Exit(1) from error
+    finally:
+        hub.close()
+    rotation = signed.rotation
+    typer.echo(
+        f"audit key of {rotation.station} rotated: old {rotation.old_public_key}, "
+        f"new {rotation.new_public_key}"
+    )

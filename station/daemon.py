@@ -3,8 +3,9 @@
 The station only makes outbound calls to the hub. It polls at the configured
 interval, backing off exponentially while the hub is unreachable, and runs
 tasks one at a time, oldest first, so that all parties of a task reach it in
-the same order. After each task, and every ``checkpoint_seconds``, it
-co-signs a checkpoint of the hub's audit chain (:mod:`station.checkpointer`).
+the same order. After each task, every ``checkpoint_seconds``, and at the
+first poll after a steward requested one, it co-signs a checkpoint of the
+hub's audit chain (:mod:`station.checkpointer`).
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ class StationDaemon:
                 if self.stopping.is_set():
                     break
                 self.runner.handle(signed)
-            if tasks or time.monotonic() >= next_checkpoint:
+            due = time.monotonic() >= next_checkpoint
+            if tasks or due or self.checkpointer.requested():
                 self.checkpoint()
                 next_checkpoint = (
                     time.monotonic() + self.config.station.checkpoint_seconds

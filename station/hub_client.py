@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from linksight.checkpoints import SignedCheckpoint
+from linksight.checkpoints import SignedCheckpoint, SignedKeyRotation
 
 logger = logging.getLogger("linksight.station")
 
@@ -125,3 +125,12 @@ class StationHubClient:
     def post_checkpoint(self, signed: SignedCheckpoint) -> None:
         """Send a checkpoint of the hub's chain that this station signed."""
         self._call("POST", "/audit/checkpoints", json=signed.model_dump(mode="json"))
+
+    def checkpoint_requested(self) -> int:
+        """Return the hub record of the newest checkpoint request, 0 if none."""
+        head = self._call("GET", "/audit/head")
+        return int(head.get("checkpoint_requested", 0))
+
+    def post_key_rotation(self, signed: SignedKeyRotation) -> None:
+        """Register this station's new audit key, signed by the old and the new."""
+        self._call("POST", "/audit/key-rotations", json=signed.model_dump(mode="json"))

@@ -29,8 +29,9 @@ request's dataset in that collaboration.
 | GET /collaborations/{name}/rules | member users, admin |
 | POST .../rules, .../rules/{v}/accept, .../withdraw | steward of a member |
 | GET /audit, GET /audit/verify, GET /audit/checkpoints | admin, steward |
+| POST /audit/checkpoint-requests | admin, steward |
 | GET /audit/head, GET /audit/records | station, admin, steward |
-| POST /audit/checkpoints | station |
+| POST /audit/checkpoints, POST /audit/key-rotations | station |
 """
 
 from governance.routers import (

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, status
-from pydantic import BaseModel
-from sqlalchemy import select
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from governance.api_models import AuditRecordOut, ChainReportOut
@@ -27,7 +27,7 @@ from governance.errors import ApiError, error_responses
 from governance.models import Station
 from governance.principals import Principal
 from linksight.audit import GENESIS_HASH
-from linksight.checkpoints import Checkpoint, SignedCheckpoint
+from linksight.checkpoints import Checkpoint, SignedCheckpoint, SignedKeyRotation
 from linksight.signing import SignatureError
 
 router = APIRouter(
@@ -43,6 +43,25 @@ class ChainHead(BaseModel):
 
     seq: int
     hash: str
+    checkpoint_requested: int = Field(
+        default=0,
+        description="the record of the newest checkpoint request; a station "
+        "whose last checkpoint is older signs the head at once",
+    )
+
+
+def _newest_record_of(
+    session: Session, hub: Hub, event: str, user: str | None = None
+) -> dict[str, Any] | None:
+    """Return the newest audit record of `event` (by `user`), or None."""
+    table = hub.database.audit_log.table
+    query = select(func.max(table.c.seq)).where(table.c.event == event)
+    if user is not None:
+        query = query.where(table.c.user == user)
+    seq = session.connection().execute(query).scalar()
+    if seq is None:
+        return None
+    return hub.database.audit_log.records_after(seq - 1, 1, session.connection())[0]
 
 
 def require_station_or_reader(
@@ -98,7 +117,109 @@ def chain_head(reader: ChainReaderDep, session: SessionDep, hub: HubDep) -> Chai
     """Return the sequence number and hash of the newest record (station, admin,
     steward)."""
     seq, head = hub.database.audit_log.head(session.connection())
-    return ChainHead(seq=seq, hash=head)
+    requested = _newest_record_of(session, hub, "audit.checkpoint_requested")
+    return ChainHead(
+        seq=seq,
+        hash=head,
+        checkpoint_requested=requested["seq"] if requested is not None else 0,
+    )
+
+
+@router.post("/checkpoint-requests", status_code=status.HTTP_201_CREATED)
+def request_checkpoint(
+    reader: AuditReaderDep, session: SessionDep, hub: HubDep
+) -> ChainHead:
+    """Ask every station to co-sign the hub's chain at its next poll (admin, steward).
+
+    Writes ``audit.checkpoint_requested`` into the chain and returns that
+    record as the head. Once every station has signed a checkpoint of this
+    record or a later one, no record up to it rests on the hub alone.
+    """
+    appended = record(
+        session, hub, "audit.checkpoint_requested", reader.as_actor(), "requested"
+    )
+    return ChainHead(
+        seq=appended["seq"],
+        hash=appended["hash"],
+        checkpoint_requested=appended["seq"],
+    )
+
+
+@router.post(
+    "/key-rotations",
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(409, 422),
+)
+def rotate_key(
+    body: SignedKeyRotation, principal: StationDep, session: SessionDep, hub: HubDep
+) -> SignedKeyRotation:
+    """Replace the calling station's audit signing key (station).
+
+    Both the old and the new key must sign the rotation, and the old key
+    must be the one the station signs checkpoints with now. The hub writes
+    the rotation into its chain as ``audit.key_rotated``, so that verifiers
+    check older checkpoints under the old key and newer ones under the new
+    key. From then on a checkpoint signed with the old key is rejected.
+    """
+    rotation = body.rotation
+    station = session.get_one(Station, principal.id)
+    if rotation.station != station.name:
+        raise _rejected(
+            session,
+            hub,
+            principal,
+            422,
+            "invalid_key_rotation",
+            f"the key rotation names station {rotation.station!r}, but the token "
+            f"is station {station.name!r}'s; rotate your own key",
+        )
+    try:
+        body.verify()
+    except SignatureError as error:
+        raise _rejected(
+            session,
+            hub,
+            principal,
+            422,
+            "invalid_signature",
+            f"the key rotation does not verify: {error}; sign it with both the "
+            "old and the new key",
+        ) from None
+    current = _current_key(session, hub, station)
+    if current is not None and rotation.old_public_key != current:
+        raise _rejected(
+            session,
+            hub,
+            principal,
+            409,
+            "key_mismatch",
+            "the rotation's old key is not the key this station signs "
+            "checkpoints with now; rotate from the current key in the state "
+            "directory",
+        )
+    record(
+        session,
+        hub,
+        "audit.key_rotated",
+        principal.as_actor(),
+        "stored",
+        details=body.model_dump(mode="json"),
+    )
+    return body
+
+
+def _current_key(session: Session, hub: Hub, station: Station) -> str | None:
+    """Return the audit key `station` must sign with now, or None before any."""
+    rotated = _newest_record_of(session, hub, "audit.key_rotated", station.name)
+    if rotated is not None:
+        return str(rotated["details"]["rotation"]["new_public_key"])
+    newest = session.scalars(
+        select(AuditCheckpoint)
+        .where(AuditCheckpoint.station_id == station.id)
+        .order_by(AuditCheckpoint.id.desc())
+        .limit(1)
+    ).first()
+    return newest.public_key if newest is not None else None
 
 
 @router.get("/records", responses=error_responses(422))
@@ -175,7 +296,8 @@ def post_checkpoint(
         .order_by(AuditCheckpoint.id.desc())
         .limit(1)
     ).first()
-    problem = _conflict(session, hub, checkpoint, body.public_key, earlier)
+    current = _current_key(session, hub, station)
+    problem = _conflict(session, hub, checkpoint, body.public_key, earlier, current)
     if problem is not None:
         raise _rejected(session, hub, principal, 409, *problem)
     session.add(
@@ -212,6 +334,7 @@ def _conflict(
     checkpoint: Checkpoint,
     public_key: str,
     earlier: AuditCheckpoint | None,
+    current_key: str | None,
 ) -> tuple[str, str] | None:
     log = hub.database.audit_log
     head_seq, _ = log.head(session.connection())
@@ -233,15 +356,15 @@ def _conflict(
             f"the checkpoint's hash of record {checkpoint.hub_seq} differs from "
             "the hub's; fetch the head again from GET /audit/head",
         )
-    if earlier is None:
-        return None
-    if public_key != earlier.public_key:
+    if current_key is not None and public_key != current_key:
         return (
             "key_changed",
-            "the checkpoint is signed with another key than this station's "
-            "earlier checkpoints; a station keeps one audit key, and a new key "
-            "needs a new station",
+            "the checkpoint is signed with another key than the one this "
+            "station signs with now (a retired key, or a new key without a "
+            "rotation); run `linksight station rotate-audit-key` to change keys",
         )
+    if earlier is None:
+        return None
     if checkpoint.hub_seq < earlier.hub_seq:
         return (
             "checkpoint_mismatch",

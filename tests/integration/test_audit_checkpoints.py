@@ -20,9 +20,11 @@ from sqlalchemy import MetaData, create_engine, update
 from typer.testing import CliRunner
 
 from linksight.audit import AuditLog, audit_table, record_hash
+from linksight.checkpoints import Checkpoint, sign_checkpoint
 from linksight.cli import app
 from linksight.network import LocalNetwork, NetworkError
-from station.checkpointer import Checkpointer, HubChainRejected
+from linksight.signing import load_or_create_private_key
+from station.checkpointer import Checkpointer, HubChainRejected, audit_key_path
 from station.config import load_config
 from station.hub_client import StationHubClient
 from station.ledger import StationLedger
@@ -364,3 +366,172 @@ def test_records_carry_nen_7513_fields(audited_network):
         assert record["organisation"] == "Research Institute"
         assert record["objects"]["station"] == "station-a"
         assert record["objects"]["dataset"] == "lung"
+
+
+def _unauthorised_call(network: LocalNetwork) -> None:
+    """Append one record (auth.failed) to the hub's chain."""
+    response = httpx.get(
+        f"{network.hub_url}/audit/head",
+        headers={"Authorization": "Bearer not-a-token"},
+    )
+    assert response.status_code == 401
+
+
+def _restart_stations_without_timer(network: LocalNetwork) -> None:
+    """Start the stations again with an hour between their own checkpoints.
+
+    Each signs once at start; after that only a request or a task makes it
+    sign again.
+    """
+    for station in network.stations:
+        text = station.config_path.read_text()
+        station.config_path.write_text(
+            text.replace("checkpoint_seconds = 1", "checkpoint_seconds = 3600")
+        )
+        network.start_station(station.name)
+    # Each station's chain gained station_started, so it signs a new head.
+    steward = network.stations[0].steward_token
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        signed = {
+            (c["checkpoint"]["station"], c["checkpoint"]["station_seq"])
+            for c in network.call("GET", "/audit/checkpoints", steward)
+        }
+        heads = {
+            (s.name, StationLedger(_station_state(s)).audit.head()[0])
+            for s in network.stations
+        }
+        if heads <= signed:
+            return
+        time.sleep(0.3)
+    raise NetworkError("restarted stations did not sign their new heads in 60 s")
+
+
+def _station_state(station) -> Path:
+    return station.config_path.parent / "state"
+
+
+def test_unsigned_tail_closed_by_request(audited_network):
+    _restart_stations_without_timer(audited_network)
+    _unauthorised_call(audited_network)
+    steward = audited_network.stations[0].steward_token
+    head = audited_network.call("GET", "/audit/head", steward)["seq"]
+    signed = max(
+        c["checkpoint"]["hub_seq"]
+        for c in audited_network.call("GET", "/audit/checkpoints", steward)
+    )
+    before = _verify(audited_network)
+    strict = runner.invoke(
+        app,
+        [
+            "audit",
+            "verify",
+            "--hub-url",
+            audited_network.hub_url,
+            "--max-unsigned",
+            "0",
+        ],
+        env={"LINKSIGHT_TOKEN": audited_network.stations[0].steward_token},
+    )
+    requested = runner.invoke(
+        app,
+        [
+            "audit",
+            "checkpoint",
+            "--hub-url",
+            audited_network.hub_url,
+            "--timeout",
+            "60",
+        ],
+        env={"LINKSIGHT_TOKEN": audited_network.stations[0].steward_token},
+    )
+    after = _verify(audited_network)
+
+    assert head - signed >= 1
+    assert before.exit_code == 0, before.output
+    assert f"unsigned tail: {head - signed} record(s)" in before.stdout
+    assert "run `linksight audit checkpoint`" in before.stdout
+    assert strict.exit_code == 1
+    assert f"UNSIGNED {head - signed} record(s) follow the newest" in strict.stdout
+    assert requested.exit_code == 0, requested.output
+    assert "co-signed by station-a, station-b, station-c; 0 record(s)" in (
+        requested.stdout
+    )
+    assert after.exit_code == 0, after.output
+    assert "unsigned tail: none" in after.stdout
+
+
+def test_audit_key_rotation(audited_network, restore):
+    # Runs after the test above, with the stations running.
+    station = audited_network.stations[0]
+    steward = station.steward_token
+    config = load_config(station.config_path)
+    retired_key = load_or_create_private_key(audit_key_path(config.station.state_dir))
+
+    rotated = runner.invoke(
+        app, ["station", "rotate-audit-key", "--config", str(station.config_path)]
+    )
+    rotation = [
+        r
+        for r in audited_network.call("GET", "/audit", steward)
+        if r["event"] == "audit.key_rotated"
+    ]
+    requested = runner.invoke(
+        app,
+        ["audit", "checkpoint", "--hub-url", audited_network.hub_url],
+        env={"LINKSIGHT_TOKEN": steward},
+    )
+    across = _verify(audited_network, station.config_path)
+    own = StationLedger(config.station.state_dir).audit.records()
+
+    assert rotated.exit_code == 0, rotated.output
+    assert "audit key of station-a rotated" in rotated.stdout
+    assert len(rotation) == 1
+    assert requested.exit_code == 0, requested.output
+    assert across.exit_code == 0, across.output
+    assert "station-a: intact" in across.stdout
+    assert "1 key rotation(s)" in across.stdout
+    rotations = [r for r in own if r["event"] == "audit_key_rotated"]
+    assert len(rotations) == 1
+    assert (
+        rotations[0]["details"]["new_public_key"]
+        == (rotation[0]["details"]["rotation"]["new_public_key"])
+    )
+
+    # A checkpoint signed with the retired key after the rotation: the hub
+    # rejects it, and a copy forced into the hub's table fails verification.
+    head = audited_network.call("GET", "/audit/head", steward)
+    head_seq, head_hash = head["seq"], head["hash"]
+    late = sign_checkpoint(
+        retired_key,
+        Checkpoint(
+            station=station.name,
+            hub_seq=head_seq,
+            hub_hash=head_hash,
+            station_seq=own[-1]["seq"],
+            station_hash=own[-1]["hash"],
+            signed_at="2026-12-31T00:00:00+00:00",
+        ),
+    )
+    posted = httpx.post(
+        f"{audited_network.hub_url}/audit/checkpoints",
+        headers={"Authorization": f"Bearer {config.token()}"},
+        json=late.model_dump(mode="json"),
+    )
+    database = _hub_database(audited_network)
+    restore(database)
+    _execute(
+        database,
+        "INSERT INTO audit_checkpoints (station_id, hub_seq, hub_hash, "
+        "station_seq, station_hash, signed_at, signature, public_key, received_at) "
+        f"SELECT station_id, {head_seq}, '{head_hash}', {own[-1]['seq']}, "
+        f"'{own[-1]['hash']}', '{late.checkpoint.signed_at}', '{late.signature}', "
+        f"'{late.public_key}', received_at FROM audit_checkpoints "
+        f"WHERE public_key = '{late.public_key}' LIMIT 1",
+    )
+    forged = _verify(audited_network)
+
+    assert posted.status_code == 409
+    assert posted.json()["detail"]["code"] == "key_changed"
+    assert forged.exit_code == 1
+    assert f"a key retired at record {rotation[0]['seq']}" in forged.stdout
