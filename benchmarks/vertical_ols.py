@@ -109,6 +109,7 @@ def party_configs(
             "indicators": [f"{station}_where"],
             "values": columns,
             "scales": [SCALE] * len(columns),
+            "filtered": False,
         }
         for index, (station, columns) in enumerate(STATIONS.items())
     ]

@@ -22,13 +22,13 @@ Protocol:
    knows. C receives all fully blinded lists, takes the keys present in every
    list (inner join), orders the joined rows at random, and computes for each
    list j the alignment f_j: the position in list j of each joined row.
-3. Alignment (MPC): owner j secret-shares its columns in its shuffled order.
-   Two parties P and Q that know f_j, neither of them j, reorder them:
-   P secret-shares a uniformly random field matrix R, the parties open
-   Y = X - R to Q only, P secret-shares R[f_j], Q secret-shares Y[f_j], and
-   their sum is X[f_j]. For j != C, P is C and Q is the first party that is
-   neither j nor C, which C sends f_j; for C's list, P and Q are a and b,
-   which C sends f_C and which know sigma.
+3. Alignment (MPC): two parties P and Q that know f_j, neither of them j,
+   put owner j's columns X into the joined order. Owner j splits X, in its
+   shuffled order, into a uniformly random field matrix A, which it sends
+   to P, and B = X - A, which it sends to Q. P secret-shares A[f_j], Q
+   secret-shares B[f_j], and their sum is X[f_j]. For j != C, P is C and Q
+   is the first party that is neither j nor C, which C sends f_j. For C's
+   list, P and Q are a and b, which C sends f_C and which know sigma.
 4. Aggregation (MPC): the row weight is the product of the owners' 0/1
    filter columns (each owner's part of the WHERE), and each cell's weight
    the row weight times one 0/1 level column per GROUP BY column. Counts,
@@ -50,7 +50,7 @@ Who learns what (semi-honest parties, no two colluding):
   link a position or a value to a person.
 * Q (and for C's list, a and b) learn the positions of the joined rows in
   the owner's private random order, which do not identify a row either.
-  The opened Y is uniformly random.
+  P and Q each receive one of A and B, each uniformly random on its own.
 * No owner learns which of its rows matched. All parties learn the opened
   bits and, if released, the figures.
 
@@ -98,6 +98,9 @@ class JoinLayout:
     indicators: list[str]
     values: list[str]
     scales: list[float]
+    # False when the query has no condition on this owner's columns, so that
+    # its filter column is all ones and the row weight needs no product.
+    filtered: bool = True
 
     @property
     def width(self) -> int:
@@ -246,6 +249,11 @@ class JoinRun:
                     f"values for {len(keys)} keys; every column needs one per key"
                 )
             rows[:, position] = column
+        if not layout.filtered and not (rows[:, 0] == 1).all():
+            raise ValueError(
+                f"party {self.me} is declared unfiltered, but its filter column "
+                "contains a 0; send a column of ones or set filtered to true"
+            )
         indicators = rows[:, : len(layout.indicators)]
         if not np.isin(indicators, (0.0, 1.0)).all():
             raise ValueError(
@@ -379,41 +387,37 @@ class JoinRun:
                 mine[owner] = alignment
         return joined, mine
 
+    def _send_to(self, sender: int, receiver: int, value: Any) -> Any:
+        # MPyC 0.11 looks up every party in this mapping.
+        graph = {p: [receiver] if p == sender else [] for p in range(self.parties)}
+        return mpc.transfer(value, sender_receivers=graph)
+
     async def reorder(
-        self, owner: int, rows: int, alignment: np.ndarray | None, joined: int
+        self, owner: int, alignment: np.ndarray | None, joined: int
     ) -> Any:
-        """Secret-share `owner`'s rows and return them in the joined order."""
+        """Secret-share `owner`'s rows in the joined order, via its partners."""
         layout = self.layouts[self.owners.index(owner)]
-        shape = (rows, layout.width)
-        array = self.secfxp.array
+        p, q = self.partners(owner)
+        part_p = part_q = None
         if self.me == owner:
             assert self.rows is not None
-            mine = array(self.rows, integral=False)
-        else:
-            mine = array(None, shape=shape, integral=False)
-        shared = mpc.input(mine, senders=owner)
-        p, q = self.partners(owner)
-        field = self.secfxp.field
-        mask = None
-        if self.me == p:
-            mask = _random_field_matrix(field, shape)
-            placeholder = array(mask, integral=False)
-        else:
-            placeholder = array(None, shape=shape, integral=False)
-        shared_mask = mpc.input(placeholder, senders=p)
-        masked = await mpc.output(shared - shared_mask, receivers=q, raw=True)
-        out_shape = (joined, layout.width)
-        if self.me == p:
-            assert mask is not None and alignment is not None
-            part_p = array(mask[alignment], integral=False)
-        else:
-            part_p = array(None, shape=out_shape, integral=False)
-        if self.me == q:
-            assert alignment is not None
-            part_q = array(masked[alignment], integral=False)
-        else:
-            part_q = array(None, shape=out_shape, integral=False)
-        aligned = mpc.input(part_p, senders=p) + mpc.input(part_q, senders=q)
+            field = self.secfxp.field
+            scale = 1 << self.secfxp.frac_length
+            encoded = field.array(np.vectorize(round, otypes="O")(self.rows * scale))
+            part_p = _random_field_matrix(field, self.rows.shape)
+            part_q = encoded - part_p
+        received_p = await self._send_to(owner, p, part_p)
+        received_q = await self._send_to(owner, q, part_q)
+        array = self.secfxp.array
+        shape = (joined, layout.width)
+        inputs = []
+        for partner, received in ((p, received_p), (q, received_q)):
+            if self.me == partner:
+                assert alignment is not None
+                inputs.append(array(received[0][alignment], integral=False))
+            else:
+                inputs.append(array(None, shape=shape, integral=False))
+        aligned = mpc.input(inputs[0], senders=p) + mpc.input(inputs[1], senders=q)
         aligned.integral = False
         return aligned
 
@@ -449,12 +453,25 @@ def _columns_by_name(run: JoinRun, aligned: dict[int, Any]) -> dict[str, Any]:
     return columns
 
 
-def _row_weight(run: JoinRun, columns: dict[str, Any]) -> Any:
-    """Return the product of the owners' filter columns, 1 on rows that pass."""
-    weight = columns[run.layouts[0].indicators[0]]
-    for layout in run.layouts[1:]:
-        weight = weight * columns[layout.indicators[0]]
-    return weight
+def _row_weight(
+    run: JoinRun, columns: dict[str, Any], extra: list[str]
+) -> tuple[Any, bool]:
+    """Return the row weight, 1 on rows that pass, and whether it varies.
+
+    The weight is the product of the filtered owners' filter columns and
+    the `extra` columns. Without any, it is the first owner's filter
+    column, which is known to be all ones, so no product is needed with it.
+    """
+    factors = [
+        columns[layout.indicators[0]] for layout in run.layouts if layout.filtered
+    ]
+    factors += [columns[name] for name in extra]
+    if not factors:
+        return columns[run.layouts[0].indicators[0]], False
+    weight = factors[0]
+    for factor in factors[1:]:
+        weight = weight * factor
+    return weight, True
 
 
 def _value_scales(run: JoinRun) -> dict[str, float]:
@@ -479,13 +496,11 @@ async def fit_and_release(
     """
     model = run.config["ols"]
     columns = _columns_by_name(run, aligned)
-    weight = _row_weight(run, columns)
-    for name in model["present"]:
-        weight = weight * columns[name]
+    weight, varies = _row_weight(run, columns, list(model["present"]))
     names = ["Intercept", *model["terms"]]
     parts = [weight]
-    parts += [weight * columns[name] for name in model["terms"]]
-    parts.append(weight * columns[model["response"]])
+    for name in [*model["terms"], model["response"]]:
+        parts.append(weight * columns[name] if varies else columns[name])
     stacked = np.column_stack(parts)
     gram = mpc.np_tolist(np.transpose(stacked) @ stacked)
     p = len(names)
@@ -531,15 +546,17 @@ async def aggregate_and_release(
     cells = plan_cells(config.get("groups", []))
     means = config.get("means", [])
     scales = _value_scales(run)
-    weight = _row_weight(run, columns)
+    weight, varies = _row_weight(run, columns, [])
     counts = []
     sums = []
     squares = []
     present_counts = []
     for cell in cells:
-        cell_weight = weight
-        for name in cell.columns:
-            cell_weight = cell_weight * columns[name]
+        factors = [weight] if varies or not cell.columns else []
+        factors += [columns[name] for name in cell.columns]
+        cell_weight = factors[0]
+        for factor in factors[1:]:
+            cell_weight = cell_weight * factor
         counts.append(mpc.np_sum(cell_weight))
         for mean in means:
             present = cell_weight * columns[mean["present"]]
@@ -628,9 +645,7 @@ async def join_and_release(config: dict[str, Any]) -> dict[str, Any]:
     aligning = time.monotonic()
     aligned = {}
     for owner in run.owners:
-        aligned[owner] = await run.reorder(
-            owner, sizes[owner], alignments.get(owner), joined
-        )
+        aligned[owner] = await run.reorder(owner, alignments.get(owner), joined)
     run.timings["alignment_seconds"] = time.monotonic() - aligning
     computing = time.monotonic()
     if "ols" in config:

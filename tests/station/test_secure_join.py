@@ -90,6 +90,7 @@ LAYOUTS = {
         "indicators": ["lab_where", "chol_present", "trestbps_present"],
         "values": ["chol", "trestbps"],
         "scales": [SCALES["chol"], SCALES["trestbps"]],
+        "filtered": False,
     },
     "insurer": {
         "indicators": ["insurer_where", "thalch_present"],
@@ -106,10 +107,14 @@ def _run(
     rows: list[dict[str, Any] | None],
     owners: dict[int, str],
     comparer: int,
+    unfiltered: tuple[str, ...] = (),
     **query: Any,
 ) -> list[dict[str, Any]]:
     parties = loopback_parties(len(rows))
     layout = [dict(LAYOUTS[name], owner=index) for index, name in owners.items()]
+    for entry, name in zip(layout, owners.values(), strict=True):
+        if name in unfiltered:
+            entry["filtered"] = False
     configs = []
     for index, own in enumerate(rows):
         config: dict[str, Any] = {
@@ -251,6 +256,8 @@ def test_join_ols_matches_statsmodels(tmp_path, heart):
 def test_join_ols_blocked_names_rule(tmp_path, heart):
     # At most 45 persons are joined, but 5 parameters need n >= 50 at 10%
     # of n. With the intercept, the two sex indicators are also collinear.
+    # No station filters and no presence is required, so the row weight is
+    # the hospital's column of ones and the columns need no product.
     hospital = heart[["person", "age", "sex"]].iloc[:300]
     lab = heart[["person", "chol", "trestbps"]].iloc[255:600]
     owners = {0: "hospital", 1: "lab"}
@@ -259,13 +266,20 @@ def test_join_ols_blocked_names_rule(tmp_path, heart):
     ols = {
         "response": "trestbps",
         "terms": ["age", "chol", "sex=Male", "sex=Female"],
-        "present": ["chol_present", "trestbps_present"],
+        "present": [],
         "factors": [],
         "min_residual_df": 10,
         "max_parameter_fraction": 0.1,
     }
 
-    outputs = _run(tmp_path, [hospital_rows, _lab(lab), None], owners, 2, ols=ols)
+    outputs = _run(
+        tmp_path,
+        [hospital_rows, _lab(lab), None],
+        owners,
+        2,
+        unfiltered=("hospital",),
+        ols=ols,
+    )
 
     failed = [check["rule"] for check in outputs[0]["checks"] if not check["passed"]]
     assert outputs[0]["status"] == "blocked"
@@ -333,6 +347,14 @@ def test_join_config_rejected(changes, message):
     [
         ({"keys": ["a", "a"]}, "contain duplicates"),
         ({"values": [[0.5, 1.5]]}, r"outside \[-1, 1\]"),
+        (
+            {
+                "index": 1,
+                "indicators": [[1.0, 0.0], [1.0, 1.0], [1.0, 1.0]],
+                "values": [[0.5, 0.25], [0.5, 0.5]],
+            },
+            "declared unfiltered, but its filter column contains a 0",
+        ),
         ({"values": [[0.5, float("nan")]]}, "NaN or infinity"),
         ({"indicators": [[1.0, 2.0], [1.0, 0.0], [0.0, 1.0]]}, "other than 0 or 1"),
         ({"values": [[0.5]]}, "has 1 values for 2 keys"),
