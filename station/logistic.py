@@ -41,9 +41,12 @@ STEP_TOLERANCE = 1e-8
 # coefficients that keep growing mean that the terms separate the outcome.
 # NOTE: a separated fit runs all 25 steps. At the 5 to 20 s per step seen on
 # a loaded 2-core machine that exceeds the hub's default MPC deadline of
-# 120 s, and the task then fails with a timeout instead of this block. An
-# earlier, sound test for separation would fix that.
+# 120 s, so the fit then ends with rule mpc_deadline instead of naming
+# separation for sure. An earlier, sound test for separation would fix that.
 MAX_ITERATIONS = 25
+# Seconds between a party's start and the first Newton step (connecting,
+# local counts, the disclosure checks) that the deadline check allows for.
+DEADLINE_MARGIN_SECONDS = 10.0
 
 
 def fixed_point_size(parties: int) -> int:
@@ -151,6 +154,7 @@ def party_input(
         "fraction_bits": fixed_point_size(len(task.parties)),
         "step_tolerance": STEP_TOLERANCE,
         "max_iterations": MAX_ITERATIONS,
+        "deadline_margin_seconds": DEADLINE_MARGIN_SECONDS,
     }
 
 

@@ -283,10 +283,15 @@ RULE_DESCRIPTIONS = {
         "coefficients are not unique"
     ),
     "converged": (
-        "Newton's method did not converge after {iterations} steps, because "
+        "Newton's method did not converge after {iterations} step(s), because "
         "the coefficients kept growing or the Hessian became singular: perfect "
         "separation is likely, meaning that the terms predict the outcome "
         "without error for some persons"
+    ),
+    "mpc_deadline": (
+        "Newton's method had not converged after {iterations} step(s) when the "
+        "secure computation's deadline of {timeout:.0f} s came near, so the fit "
+        "stopped. Coefficients that keep growing mean perfect separation"
     ),
 }
 
@@ -304,6 +309,10 @@ RULE_FIXES = {
     "converged": (
         "remove or coarsen the term that separates the outcome, or widen the "
         "filter so that it includes persons with the other outcome"
+    ),
+    "mpc_deadline": (
+        "ask the hub operator to raise task_timeout_seconds, or remove the term "
+        "that separates the outcome"
     ),
 }
 
@@ -407,6 +416,7 @@ def _blocked_summary(
         fraction=disclosure.max_parameter_fraction,
         min_level_count=disclosure.min_level_count,
         iterations=iterations,
+        timeout=task.mpc_timeout_seconds,
     )
     where = []
     for check in failed:
@@ -415,7 +425,7 @@ def _blocked_summary(
         if label != "model":
             where.append(f"{check['rule']} at {label}")
     detail = f" ({'; '.join(where)})" if where else ""
-    if rule == "converged":
+    if rule in ("converged", "mpc_deadline"):
         growing = [check["statistic"] for check in failed]
         detail = f" (still growing: {', '.join(growing)})"
     message = (

@@ -18,7 +18,10 @@ party, at least three parties). The coefficients b start at 0.
    and gradient at the new b from its own rows, secret-shares them, and the
    parties solve the next step as in 2, without the rule bits.
    From the second step on, the parties also open one bit per step: whether
-   every pivot of the elimination exceeds 2^-(f/2).
+   every pivot of the elimination exceeds 2^-(f/2). Before each further
+   step they open how many parties lack the time for two more steps before
+   their MPC deadline. If any do, the fit stops, blocked with rule
+   ``mpc_deadline``, instead of timing out.
 4. Once no coefficient moves by more than the tolerance, the diagonal of the
    last inverse (the coefficients' variances) and n are opened. A fit still
    moving after the maximum number of steps, or whose pivot bit fails, is
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any
 
 from mpyc.runtime import mpc
@@ -92,14 +96,30 @@ def growing_terms(names: list[str], step: list[float]) -> list[str]:
 
 
 def _not_converged(
-    checks: list[dict[str, Any]], names: list[str], step: list[float], iterations: int
+    checks: list[dict[str, Any]],
+    names: list[str],
+    step: list[float],
+    iterations: int,
+    rule: str = "converged",
 ) -> dict[str, Any]:
-    """Return a blocked output with one failed `converged` check per growing term."""
+    """Return a blocked output with one failed `rule` check per growing term."""
     for name in growing_terms(names, step):
-        checks.append(
-            {"rule": "converged", "term": name, "level": None, "passed": False}
-        )
+        checks.append({"rule": rule, "term": name, "level": None, "passed": False})
     return {"checks": checks, "values": None, "iterations": iterations}
+
+
+def _short_of_time(config: dict[str, Any], started: float, iterations: int) -> bool:
+    """Return whether this party's deadline leaves too little time for two more steps.
+
+    The deadline counts from the party's start, a little before `started`
+    (the start of the fit), and ``deadline_margin_seconds`` covers that gap.
+    The first step's time includes the disclosure checks, so the estimate
+    of a step's time errs on the long side.
+    """
+    elapsed = time.monotonic() - started
+    remaining = float(config.get("timeout_seconds", math.inf)) - elapsed
+    margin = float(config.get("deadline_margin_seconds", 0.0))
+    return remaining < 2 * elapsed / iterations + margin
 
 
 async def fit_and_release(config: dict[str, Any]) -> dict[str, Any]:
@@ -110,6 +130,7 @@ async def fit_and_release(config: dict[str, Any]) -> dict[str, Any]:
     :func:`station.secure_regression.fit_and_release` does, with the number
     of Newton steps in ``values["iterations"]``.
     """
+    started = time.monotonic()
     fraction_bits = config["fraction_bits"]
     secfxp = mpc.SecFxp(2 * fraction_bits, fraction_bits)
     p = config["parameters"]
@@ -178,6 +199,15 @@ async def fit_and_release(config: dict[str, Any]) -> dict[str, Any]:
             break
         if iterations >= config["max_iterations"]:
             return _not_converged(checks, config["names"], step, iterations)
+        # Every party inputs whether its deadline allows two more steps, so
+        # that all of them stop at the same step instead of timing out.
+        short = 1.0 if _short_of_time(config, started, iterations) else 0.0
+        (short_parties,) = _pool([short], secfxp)
+        if round(float(await mpc.output(short_parties))):
+            logger.info("Newton step %d: stopped before the deadline", iterations)
+            return _not_converged(
+                checks, config["names"], step, iterations, "mpc_deadline"
+            )
         terms = _pool(newton_terms(config, coefficients), secfxp)
         augmented = _newton_system(terms, p, secfxp)
         pivots = gauss_jordan(augmented)

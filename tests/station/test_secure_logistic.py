@@ -68,6 +68,7 @@ def _fit(
     query: str,
     max_iterations: int = logistic.MAX_ITERATIONS,
     disclosure: DisclosureSettings | None = None,
+    deadline_margin_seconds: float = logistic.DEADLINE_MARGIN_SECONDS,
 ) -> list[dict[str, Any]]:
     """Write one Parquet file per station, run the parties, return their results."""
     parties = loopback_parties(len(frames))
@@ -88,6 +89,7 @@ def _fit(
                 "timeout_seconds": 240,
                 **party_input,
                 "max_iterations": max_iterations,
+                "deadline_margin_seconds": deadline_margin_seconds,
             }
         )
     outputs = run_parties(configs, tmp_path / "parties", timeout=300)
@@ -208,7 +210,7 @@ def test_logit_separation_blocked(tmp_path):
         assert '"coef"' not in json.dumps(result)
         assert result["blocked"]["rule"] == "converged"
         assert [check["statistic"] for check in failed] == ["(marker == 1)"]
-        assert f"did not converge after {result['model']['iterations']} steps" in (
+        assert f"did not converge after {result['model']['iterations']} step(s)" in (
             message
         )
         assert "perfect separation is likely" in message
@@ -242,3 +244,28 @@ def test_logit_level_count_setting(tmp_path):
         ]
         assert "has fewer than 80 persons" in message
         assert "min_level_count at (marker == 1)=true" in message
+
+
+def test_logit_deadline_stops_fit(tmp_path):
+    # A margin far beyond the 240 s deadline makes every party short of
+    # time after the first step, as a slow separated fit would be.
+    frames = _separated_frames(np.random.default_rng(5))
+
+    results = _fit(
+        tmp_path,
+        frames,
+        "SELECT logit(admitted ~ age + (marker == 1)) FROM claims",
+        deadline_margin_seconds=10_000,
+    )
+
+    for result in results:
+        message = result["blocked"]["message"]
+        assert result["status"] == "blocked"
+        assert result["rows"] == []
+        assert result["model"]["iterations"] == 1
+        assert result["model"]["converged"] is False
+        assert '"coef"' not in json.dumps(result)
+        assert result["blocked"]["rule"] == "mpc_deadline"
+        assert "had not converged after 1 step(s)" in message
+        assert "deadline of 120 s came near" in message
+        assert "raise task_timeout_seconds" in message
