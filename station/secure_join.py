@@ -235,20 +235,37 @@ class JoinRun:
                 f"the join keys of party {self.me} contain duplicates; the station "
                 "must drop duplicate keys before the join"
             )
+
+        rows = self._read_rows(layout, len(keys))
+        padding = secrets.randbelow(self.padding_max + 1)
+        elements = ristretto.hash_to_group(keys, KEY_DOMAIN)
+        elements += ristretto.random_elements(padding)
+        rows = np.vstack([rows, np.zeros((padding, layout.width))])
+
+        order = random_permutation(len(rows))
+        array = np.frombuffer(elements, dtype=np.uint8).reshape(-1, 32)
+        self.keys = array[order].tobytes()
+        self.rows = rows[order]
+        return len(rows)
+
+    def _read_rows(self, layout: JoinLayout, count: int) -> np.ndarray:
+        """Return this owner's columns as a `count` x width array, checked."""
         columns = list(self.config["indicators"]) + list(self.config["values"])
         if len(columns) != layout.width:
             raise ValueError(
                 f"party {self.me} sent {len(columns)} columns, but its layout "
                 f"lists {layout.width}; send one column per name in the layout"
             )
-        rows = np.zeros((len(keys), layout.width))
+
+        rows = np.zeros((count, layout.width))
         for position, column in enumerate(columns):
-            if len(column) != len(keys):
+            if len(column) != count:
                 raise ValueError(
                     f"column {position} of party {self.me} has {len(column)} "
-                    f"values for {len(keys)} keys; every column needs one per key"
+                    f"values for {count} keys; every column needs one per key"
                 )
             rows[:, position] = column
+
         if not layout.filtered and not (rows[:, 0] == 1).all():
             raise ValueError(
                 f"party {self.me} is declared unfiltered, but its filter column "
@@ -271,15 +288,7 @@ class JoinRun:
                 f"a value column of party {self.me} lies outside [-1, 1]; divide "
                 "each column by its declared maximum absolute value"
             )
-        padding = secrets.randbelow(self.padding_max + 1)
-        elements = ristretto.hash_to_group(keys, KEY_DOMAIN)
-        elements += ristretto.random_elements(padding)
-        rows = np.vstack([rows, np.zeros((padding, layout.width))])
-        order = random_permutation(len(rows))
-        array = np.frombuffer(elements, dtype=np.uint8).reshape(-1, 32)
-        self.keys = array[order].tobytes()
-        self.rows = rows[order]
-        return len(rows)
+        return rows
 
     async def share_sizes(self) -> dict[int, int]:
         """Send this owner's padded row count to all; return every owner's."""
@@ -296,6 +305,7 @@ class JoinRun:
         sigma = None
         if self.me == a and comparer_owns:
             sigma = random_permutation(sizes[self.comparer])
+
         key = ristretto.new_scalar()
         try:
             started = time.monotonic()
@@ -319,12 +329,11 @@ class JoinRun:
             self.timings["blinding_seconds"] = time.monotonic() - started
         finally:
             key[:] = bytes(len(key))
-        shared_sigma = await mpc.transfer(
-            sigma,
-            sender_receivers={p: [b] if p == a else [] for p in range(self.parties)},
-        )
+
+        shared_sigma = await self._send_to(a, b, sigma)
         if self.me == b:
             sigma = shared_sigma[0]
+
         to_comparer = {
             p: [] if p == self.comparer else [self.comparer]
             for p in range(self.parties)
@@ -332,6 +341,7 @@ class JoinRun:
         received = await mpc.transfer(in_hand, sender_receivers=to_comparer)
         if self.me != self.comparer:
             return None, sigma
+
         senders = [p for p in range(self.parties) if p != self.comparer]
         full: dict[int, bytes] = {}
         for sender, elements in zip(senders, received, strict=True):
@@ -545,8 +555,8 @@ async def aggregate_and_release(
     columns = _columns_by_name(run, aligned)
     cells = plan_cells(config.get("groups", []))
     means = config.get("means", [])
-    scales = _value_scales(run)
     weight, varies = _row_weight(run, columns, [])
+
     counts = []
     sums = []
     squares = []
@@ -564,6 +574,7 @@ async def aggregate_and_release(
             weighted = present * columns[mean["value"]]
             sums.append(mpc.np_sum(weighted))
             squares.append(weighted @ columns[mean["value"]])
+
     checked = counts + present_counts
     bits = await mpc.output([count >= run.min_count for count in checked])
     checks = []
@@ -592,8 +603,25 @@ async def aggregate_and_release(
     if not all(check["passed"] for check in checks):
         output.update(status="blocked", rule="min_count", values=None)
         return output
+
     opened = await mpc.output(counts + present_counts + sums + squares)
     numbers = [float(value) for value in opened]
+    rows = _cell_rows(cells, means, _value_scales(run), numbers)
+    output.update(status="released", rule=None, values=rows, joined=joined)
+    return output
+
+
+def _cell_rows(
+    cells: list[Cell],
+    means: list[dict[str, str]],
+    scales: dict[str, float],
+    numbers: list[float],
+) -> list[dict[str, Any]]:
+    """Return one row per cell from the opened counts, sums and sums of squares.
+
+    `numbers` holds the cells' counts, then the non-missing counts, sums and
+    sums of squares, each cell-major, and the sums are in scaled units.
+    """
     c, k = len(cells), len(cells) * len(means)
     rows = []
     for index, cell in enumerate(cells):
@@ -612,8 +640,7 @@ async def aggregate_and_release(
                 (square - total * total / n) / (n - 1) if n > 1 else None
             )
         rows.append(row)
-    output.update(status="released", rule=None, values=rows, joined=joined)
-    return output
+    return rows
 
 
 async def join_and_release(config: dict[str, Any]) -> dict[str, Any]:
