@@ -276,7 +276,9 @@ Three stations each hold {arguments.rows:,} random persons of a synthetic
 population of {len(population):,} and some of the columns (A: x1, x2; B:
 x3, x4; C: x5, y). The three MPC parties join on the person key with
 padding of up to 100 dummy rows per station and fit y ~ x1 + ... + x5 on
-the joined rows (`station/secure_join.py`). The goal is under 60 s.
+the joined rows (`station/secure_join.py`). The goal is under 60 s. With
+two cores, the wall time on an idle machine is at least half the parties'
+summed CPU time.
 
 | measure | value |
 | --- | --- |
