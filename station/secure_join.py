@@ -484,6 +484,26 @@ def _row_weight(
     return weight, True
 
 
+def _complement_passes(run: JoinRun, weight: Any, joined: int) -> Any:
+    """Return a secret bit: the joined persons the weight leaves out are 0 or enough.
+
+    The joined n is released beside the counts of the rows that pass, so the
+    persons left out by the filter (or by missing values) are released too,
+    and must be none or at least ``min_count``.
+    """
+    outside = joined - mpc.np_sum(weight)
+    return (outside >= run.min_count) + (outside == 0)
+
+
+def _complement_check(passed: bool) -> dict[str, Any]:
+    return {
+        "rule": "min_count",
+        "statistic": "joined persons left out by the filter",
+        "cell": [],
+        "passed": passed,
+    }
+
+
 def _value_scales(run: JoinRun) -> dict[str, float]:
     return {
         name: scale
@@ -508,6 +528,17 @@ async def fit_and_release(
     columns = _columns_by_name(run, aligned)
     weight, varies = _row_weight(run, columns, list(model["present"]))
     names = ["Intercept", *model["terms"]]
+    if varies:
+        passed = await mpc.output(_complement_passes(run, weight, joined))
+        if not round(float(passed)):
+            return {
+                "checks": [_complement_check(False)],
+                "names": names,
+                "status": "blocked",
+                "rule": "min_count",
+                "values": None,
+            }
+
     parts = [weight]
     for name in [*model["terms"], model["response"]]:
         parts.append(weight * columns[name] if varies else columns[name])
@@ -527,7 +558,8 @@ async def fit_and_release(
         "max_parameter_fraction": model["max_parameter_fraction"],
     }
     fit = await solve_and_release(run.secfxp, pooled, None, settings)
-    output: dict[str, Any] = {"checks": fit["checks"], "names": names}
+    checks = [_complement_check(True)] if varies else []
+    output: dict[str, Any] = {"checks": checks + fit["checks"], "names": names}
     failed = [check for check in fit["checks"] if not check["passed"]]
     if failed:
         output.update(status="blocked", rule=failed[0]["rule"], values=None)
@@ -576,7 +608,10 @@ async def aggregate_and_release(
             squares.append(weighted @ columns[mean["value"]])
 
     checked = counts + present_counts
-    bits = await mpc.output([count >= run.min_count for count in checked])
+    passing = [count >= run.min_count for count in checked]
+    if varies:
+        passing.append(_complement_passes(run, weight, joined))
+    bits = await mpc.output(passing)
     checks = []
     for index, cell in enumerate(cells):
         checks.append(
@@ -596,6 +631,8 @@ async def aggregate_and_release(
                 "passed": bool(round(float(bits[len(cells) + index]))),
             }
         )
+    if varies:
+        checks.append(_complement_check(bool(round(float(bits[-1])))))
     output: dict[str, Any] = {
         "checks": checks,
         "cells": [list(c.labels) for c in cells],

@@ -289,6 +289,24 @@ def test_join_ols_blocked_names_rule(tmp_path, heart):
     assert outputs[0]["rule"] == failed[0]
 
 
+def test_join_small_complement_blocked(tmp_path, heart):
+    # All 300 persons are joined and 297 pass the hospital's filter, so the
+    # joined n and the count would single out the 3 left out.
+    hospital = heart[["person", "age", "sex"]].iloc[:300]
+    lab = heart[["person", "chol", "trestbps"]].iloc[:300]
+    hospital_rows = _hospital(hospital)
+    hospital_rows["indicators"][0] = [0.0] * 3 + [1.0] * 297
+    owners = {0: "hospital", 1: "lab"}
+
+    outputs = _run(tmp_path, [hospital_rows, _lab(lab), None], owners, 0)
+
+    failed = [c["statistic"] for c in outputs[0]["checks"] if not c["passed"]]
+    assert outputs[0]["status"] == "blocked"
+    assert outputs[0]["rule"] == "min_count"
+    assert outputs[0]["values"] is None
+    assert failed == ["joined persons left out by the filter"]
+
+
 def _config(**changes: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
         "parties": loopback_parties(3),
