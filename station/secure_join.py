@@ -656,8 +656,8 @@ def _cell_rows(
 ) -> list[dict[str, Any]]:
     """Return one row per cell from the opened counts, sums and sums of squares.
 
-    `numbers` holds the cells' counts, then the non-missing counts, sums and
-    sums of squares, each cell-major, and the sums are in scaled units.
+    `numbers` contains the cells' counts, then the non-missing counts, sums
+    and sums of squares, each cell-major, and the sums are in scaled units.
     """
     c, k = len(cells), len(cells) * len(means)
     rows = []
