@@ -55,7 +55,7 @@ def run_query(network: LocalNetwork, query: str, purpose: str) -> tuple[str, flo
     status = network.result(request["id"])["result"]["status"]
     if final["state"] != "completed" or status != "released":
         raise SystemExit(
-            f"{query!r} ended {final['state']} with status {status}; the "
+            f"{query!r} ended {final['state']} with status {status}, but the "
             "benchmark needs every query released"
         )
     return str(request["id"]), seconds
