@@ -68,13 +68,22 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> No
 
 
 def start_superlink(
-    network: LocalNetwork, stage_timeout_seconds: float = 120.0
+    network: LocalNetwork,
+    stage_timeout_seconds: float = 120.0,
+    stations: list[str] | None = None,
 ) -> SuperLink:
     """Start the SuperLink, register the stations and configure their SuperNodes.
 
     `stage_timeout_seconds` bounds how long a run waits for a station's reply
-    to one message before it fails naming that station.
+    to one message before it fails naming that station. `stations` names
+    the stations that run a SuperNode, by default every station.
     """
+    unknown = sorted(set(stations or []) - {s.name for s in network.stations})
+    if unknown:
+        raise NetworkError(
+            f"station(s) {', '.join(unknown)} are not in the network; set up "
+            "their study before starting the SuperLink"
+        )
     directory = network.root / "superlink"
     directory.mkdir(parents=True, exist_ok=True)
     ca_directory = network.root / "ca"
@@ -107,6 +116,8 @@ def start_superlink(
         _wait_for_port(port, process, log_path)
         flower.write_connection(link.home, link.address, ca_directory / "ca.crt")
         for station in network.stations:
+            if stations is not None and station.name not in stations:
+                continue
             station_dir = station.config_path.parent
             public_key = station_dir / "supernode.pub"
             flower.supernode_keys(

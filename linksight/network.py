@@ -175,6 +175,8 @@ class StationInfo:
     config_path: Path
     mpc_port: int
     process: subprocess.Popen[bytes] | None = None
+    # The collaborations whose datasets the station offers.
+    collaborations: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -402,17 +404,27 @@ class LocalNetwork:
     def set_up_heart_study(self, min_count: int = 10) -> None:
         """Set up the UCI heart disease study: four hospitals, one station each.
 
-        Call on a network with a started hub and no other study, then
-        :meth:`start_stations`. Each station of :data:`HEART_STATIONS`
-        imports its hospital's rows of :func:`heart_data` as dataset
-        ``heart`` (schema ``linksight/data/heart.schema.toml``, which
-        declares 0 a missing code for blood pressure and cholesterol), in
-        collaboration ``heart-study``; ``self.collaboration`` becomes that
-        collaboration, so :meth:`submit` sends queries there.
+        Call on a network with a started hub, then :meth:`start_stations`.
+        Each station of :data:`HEART_STATIONS` imports its hospital's rows
+        of :func:`heart_data` as dataset ``heart`` (schema
+        ``linksight/data/heart.schema.toml``, which declares 0 a missing
+        code for blood pressure and cholesterol), in collaboration
+        ``heart-study``. On a network with no other study,
+        ``self.collaboration`` becomes that collaboration, so :meth:`submit`
+        sends queries there. After another study, as in the playground, the
+        same scientist joins it and it is added to ``other_collaborations``.
         """
-        self.collaboration = "heart-study"
-        research = self._create_scientist()
+        collaboration = "heart-study"
+        if self.stations:
+            research = self.call("GET", "/users/me", self.scientist_token)[
+                "organisation"
+            ]
+            self.other_collaborations.append(collaboration)
+        else:
+            self.collaboration = collaboration
+            research = self._create_scientist()
         frame = heart_data()
+        hospitals = []
         for station_name, (hospital, organisation) in HEART_STATIONS.items():
             share = frame[frame["dataset"] == hospital]
             self._add_station(
@@ -422,14 +434,16 @@ class LocalNetwork:
                 "heart",
                 heart_schema_path(),
                 lambda path, share=share: share.to_csv(path, index=False),
+                collaboration,
             )
+            hospitals.append(organisation)
         self.call(
             "POST",
             "/collaborations",
             self.admin_token,
             json={
-                "name": self.collaboration,
-                "members": [s.organisation for s in self.stations] + [research],
+                "name": collaboration,
+                "members": [*hospitals, research],
                 "rules": {"min_count": min_count},
             },
         )
@@ -479,9 +493,14 @@ class LocalNetwork:
         dataset: str,
         schema_path: Path,
         write_export: Any,
+        collaboration: str | None = None,
     ) -> None:
         """Register a station and its steward, write its config and import
-        its dataset from the CSV file that `write_export(path)` writes."""
+        its dataset from the CSV file that `write_export(path)` writes.
+
+        The dataset is offered to `collaboration`, by default
+        ``self.collaboration``.
+        """
         from linksight.certificates import create_station_key
         from linksight.schema import load_schema
         from station.config import load_config
@@ -526,7 +545,7 @@ class LocalNetwork:
                 mpc_port,
                 dataset,
                 schema_path,
-                self.collaboration,
+                collaboration or self.collaboration,
                 authority.certificate_path,
                 hub_ca_certificate=authority.certificate_path if self.hub_tls else None,
             )
@@ -545,6 +564,7 @@ class LocalNetwork:
                 steward["token"],
                 config_path,
                 mpc_port,
+                collaborations=[collaboration or self.collaboration],
             )
         )
 
@@ -577,7 +597,9 @@ class LocalNetwork:
             "GET", f"/collaborations/{collaboration}/datasets", self.scientist_token
         )
         held = {s for d in datasets for s in d["stations"]}
-        return held >= {s.name for s in self.stations}
+        return held >= {
+            s.name for s in self.stations if collaboration in s.collaborations
+        }
 
     def set_up_waiting_lists(
         self, collaboration: str = "waiting-lists", min_count: int = 10
@@ -612,6 +634,7 @@ collaborations = ["{collaboration}"]
             import_csv(
                 DatasetStore(station.config_path.parent / "state"), csv_path, schema
             )
+            station.collaborations.append(collaboration)
         organisations = sorted({s.organisation for s in self.stations})
         research = self.call("GET", "/users/me", self.scientist_token)["organisation"]
         self.call(
@@ -638,10 +661,10 @@ collaborations = ["{collaboration}"]
         raise NetworkError(f"no station named {name!r}")
 
     def set_rules(self, collaboration: str | None = None, **changes: Any) -> None:
-        """Change collaboration rules by a vote of every station's steward."""
+        """Change collaboration rules by a vote of the stewards of its stations."""
         name = collaboration or self.collaboration
         path = f"/collaborations/{name}/rules"
-        first, *others = self.stations
+        first, *others = [s for s in self.stations if name in s.collaborations]
         version = self.call(
             "POST",
             path,

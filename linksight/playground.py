@@ -1,13 +1,15 @@
-"""`linksight playground`: a hub, three stations, JupyterLab and the stewards'
-dashboard on 127.0.0.1.
+"""`linksight playground`: a hub, seven stations, a Flower SuperLink,
+JupyterLab and the stewards' dashboard on 127.0.0.1.
 
 The playground starts the network of :mod:`linksight.network` with the
 NCCTG lung data and, in collaboration ``waiting-lists``, one clinic's COVID
-tests per station, writes a client config file with the scientist's token
-and the stewards' tokens as profiles (mode 0600), copies the example
-notebooks into its state directory, and starts JupyterLab there with
-LINKSIGHT_CONFIG pointing at the config, so ``%linksight connect`` needs no
-argument.
+tests per station, and the UCI heart disease study (collaboration
+``heart-study``, four more stations) with a Flower SuperLink for federated
+training, whose SuperNodes only the heart stations run. It writes a client
+config file with the scientist's token and the stewards' tokens as profiles
+(mode 0600), copies the example notebooks into its state directory, and
+starts JupyterLab there with LINKSIGHT_CONFIG pointing at the config, so
+``%linksight connect`` needs no argument.
 
 Demo stewards approve the requests of the scientist ``sam`` after a short
 delay, so that a query cell shows the wait for approval and then runs. The
@@ -33,7 +35,8 @@ from pathlib import Path
 
 import httpx
 
-from linksight.network import LocalNetwork, NetworkError, free_port
+from linksight.flower_network import SuperLink, start_superlink
+from linksight.network import HEART_STATIONS, LocalNetwork, NetworkError, free_port
 from linksight_kernel.config import ENV_CONFIG, write_config
 from linksight_kernel.dashboard.server import DashboardServer, start_dashboard
 
@@ -128,6 +131,7 @@ class Playground:
     lab_url: str = ""
     dashboard: DashboardServer | None = None
     notebooks_dir: Path = field(default_factory=Path)
+    superlink: SuperLink | None = None
 
     def environment(self) -> dict[str, str]:
         """Return the environment for a process that should find the playground."""
@@ -215,6 +219,10 @@ class Playground:
             for s in self.network.stations
         ]
         processes.append(("JupyterLab", self.lab, logs / "jupyterlab.log"))
+        if self.superlink is not None:
+            processes.append(
+                ("the SuperLink", self.superlink.process, logs / "superlink.log")
+            )
         if self.dashboard is not None:
             processes.append(
                 ("the dashboard's Voila", self.dashboard.process, logs / "voila.log")
@@ -238,6 +246,8 @@ class Playground:
         if self.stewards is not None:
             self.stewards.stop()
         self.network.stop()
+        if self.superlink is not None:
+            self.superlink.stop()
 
 
 def start_playground(
@@ -252,10 +262,13 @@ def start_playground(
         stopped first.
     """
     network = LocalNetwork(root)
+    superlink = None
     try:
         network.start_hub()
         network.set_up_lung_study()
         network.set_up_waiting_lists()
+        network.set_up_heart_study()
+        superlink = start_superlink(network, stations=list(HEART_STATIONS))
         kim = network.call(
             "POST",
             "/users",
@@ -269,6 +282,8 @@ def start_playground(
         network.start_stations()
     except BaseException:
         network.stop()
+        if superlink is not None:
+            superlink.stop()
         raise
     profiles = {s.steward: s.steward_token for s in network.stations}
     profiles[SECOND_SCIENTIST] = kim["token"]
@@ -282,7 +297,9 @@ def start_playground(
     )
     notebooks_dir = root / "notebooks"
     shutil.copytree(notebooks_source(), notebooks_dir, dirs_exist_ok=True)
-    playground = Playground(root, network, config_path, notebooks_dir=notebooks_dir)
+    playground = Playground(
+        root, network, config_path, notebooks_dir=notebooks_dir, superlink=superlink
+    )
     if auto_approve:
         playground.stewards = DemoStewards(network, {network.scientist}, approve_delay)
         playground.stewards.start()

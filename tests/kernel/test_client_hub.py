@@ -42,7 +42,11 @@ def test_repr_hides_token(client, playground):
 
 def test_collaborations_listed(client):
     frame = client.collaborations()
-    assert frame["collaboration"].tolist() == ["lung-study", "waiting-lists"]
+    assert frame["collaboration"].tolist() == [
+        "heart-study",
+        "lung-study",
+        "waiting-lists",
+    ]
 
 
 def test_datasets_listed(client):
