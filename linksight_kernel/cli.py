@@ -135,7 +135,7 @@ def query(
     """
     with _client(hub_url, profile) as client:
         request = _run(lambda: client.submit(text, collaboration, purpose))
-        if not wait:
+        if not wait and not request.finished:
             typer.echo(f"submitted {request}")
             typer.echo(f"`linksight result {request.id}` waits for its result.")
             return

@@ -154,6 +154,13 @@ def _progress(body: dict[str, Any] | None) -> tuple[int, int] | None:
     return int(body["round"]), int(body["rounds"])
 
 
+def _party_status(request: Request, status: str) -> str:
+    # A request that ended before its task was issued never reached a station.
+    if status == "pending" and request.finished:
+        return "not started"
+    return status
+
+
 def organisation_table(request: Request) -> pd.DataFrame:
     """Return one row per organisation: its approval and its stations' status."""
     rows = []
@@ -162,12 +169,21 @@ def organisation_table(request: Request) -> pd.DataFrame:
             (a for a in request.approvals if a.organisation == organisation), None
         )
         stations = [p for p in request.parties if p.organisation == organisation]
+        # A request rejected by a rule at submission reaches no steward.
+        if decision:
+            state = decision.decision
+        elif request.state == "awaiting_approval":
+            state = "pending"
+        else:
+            state = "not asked"
         rows.append(
             {
                 "organisation": organisation,
-                "decision": decision.decision if decision else "pending",
+                "decision": state,
                 "steward": decision.steward if decision else "",
-                "stations": ", ".join(f"{p.station} {p.status}" for p in stations),
+                "stations": ", ".join(
+                    f"{p.station} {_party_status(request, p.status)}" for p in stations
+                ),
             }
         )
     return pd.DataFrame(

@@ -40,6 +40,32 @@ def test_query_command_invalid_exits_1(playground):
     assert "did you mean 'age'?" in outcome.stderr
 
 
+def test_no_wait_rejected_at_submission_exits_3(playground):
+    query = "SELECT overlap(subject_id) FROM covid AT ('station-a', 'station-x')"
+
+    outcome = runner.invoke(
+        app, ["query", query, "--collaboration", "waiting-lists", "--no-wait"]
+    )
+
+    assert outcome.exit_code == 3, outcome.output
+    assert "rule known_stations" in outcome.stderr
+    assert "station-x" in outcome.stderr
+    assert "waits for its result" not in outcome.stdout
+
+
+def test_status_of_rule_rejection_asks_nobody(playground):
+    query = "SELECT overlap(subject_id) FROM covid AT ('station-a', 'station-x')"
+    submitted = runner.invoke(app, ["query", query, "-c", "waiting-lists"])
+    request_id = re.search(r"request (\d+)", submitted.stderr).group(1)
+
+    outcome = runner.invoke(app, ["status", request_id])
+
+    assert outcome.exit_code == 0, outcome.output
+    assert "pending" not in outcome.stdout
+    assert "not asked" in outcome.stdout
+    assert "station-a not started" in outcome.stdout
+
+
 def test_query_timeout_not_positive(playground):
     for value in ("0", "-1"):
         outcome = runner.invoke(
