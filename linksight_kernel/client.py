@@ -45,7 +45,12 @@ from linksight.result_encryption import (
     write_private_key,
 )
 from linksight.schema import ColumnSchema, DatasetSchema
-from linksight_kernel.config import ENV_CA_CERT, Connection, resolve_connection
+from linksight_kernel.config import (
+    ENV_CA_CERT,
+    ENV_HUB_URL,
+    Connection,
+    resolve_connection,
+)
 from linksight_kernel.errors import (
     AuthenticationError,
     ConfigError,
@@ -224,18 +229,33 @@ class Client:
                 f"the hub at {self.hub_url} did not respond ({exc}); check that "
                 f"it runs and that the URL is right{hint}"
             ) from exc
-        if response.status_code < 400:
-            return response.json()
         try:
-            detail = response.json().get("detail", {})
-        except ValueError:
-            detail = {}
+            body = response.json()
+        except ValueError as exc:
+            # A hub's unhandled error comes as plain text from its server.
+            if response.status_code < 500:
+                raise self._not_a_hub(method, path, response) from exc
+            body = {"detail": {"message": response.text[:300]}}
+        if response.status_code < 400:
+            return body
+        detail = body.get("detail", {}) if isinstance(body, dict) else {}
         if not isinstance(detail, dict):
             detail = {"message": str(detail)}
         code = str(detail.get("code", f"http_{response.status_code}"))
         message = str(detail.get("message", response.text))
         error_class = _ERRORS_BY_STATUS.get(response.status_code, HubError)
         raise error_class(response.status_code, code, message, detail)
+
+    def _not_a_hub(
+        self, method: str, path: str, response: httpx.Response
+    ) -> ConfigError:
+        kind = response.headers.get("content-type", "unknown").split(";")[0]
+        return ConfigError(
+            f"the server at {self.hub_url} is not a Linksight hub: it answered "
+            f"{method} {path} with HTTP {response.status_code} and a {kind} "
+            f"page instead of JSON; check the hub URL ({ENV_HUB_URL} or hub_url "
+            "in the config file)"
+        )
 
     # Who and what
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -224,3 +226,41 @@ def test_invalid_hub_url_rejected(clean_environment, url):
         resolve_connection(url, "token")
 
     assert f"invalid hub URL {url!r}" in str(error.value)
+
+
+class _WebPage(BaseHTTPRequestHandler):
+    """Answers every request with an HTML page, as a web server that is not a hub."""
+
+    def do_GET(self):  # noqa: N802 - the name http.server calls
+        body = b"<html><body><h1>404: Not Found</h1></body></html>"
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format, *args):  # noqa: A002 - http.server's name
+        pass
+
+
+@pytest.fixture
+def web_server():
+    """A web server on 127.0.0.1 that serves HTML pages only."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _WebPage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_web_page_instead_of_hub_named(clean_environment, web_server):
+    with Client(web_server, "some-token") as client:
+        with pytest.raises(ConfigError) as refused:
+            client.me()
+
+    message = str(refused.value)
+    assert f"the server at {web_server} is not a Linksight hub" in message
+    assert "HTTP 404 and a text/html page instead of JSON" in message
+    assert ENV_HUB_URL in message
+    assert "<html>" not in message
