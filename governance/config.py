@@ -36,8 +36,10 @@ class HubSettings(BaseModel):
     )
     host: str = Field(default="127.0.0.1", min_length=1)
     port: int = Field(default=DEFAULT_PORT, gt=0, lt=65536)
+    # A log-rank test or a logistic fit takes minutes on a loaded two-core
+    # machine; stations refuse deadlines above their max_mpc_seconds (300).
     task_timeout_seconds: float = Field(
-        default=120.0,
+        default=290.0,
         gt=0,
         description="deadline in seconds for the MPC run of a task, sent to "
         "stations in the signed task",

@@ -15,7 +15,7 @@ def test_settings_defaults(tmp_path: Path) -> None:
     assert settings.database_url == f"sqlite:///{tmp_path}/hub.db"
     assert settings.host == "127.0.0.1"
     assert settings.port == 8700
-    assert settings.task_timeout_seconds == 120.0
+    assert settings.task_timeout_seconds == 290.0
     assert settings.approval_deadline_seconds == 7 * 24 * 3600
     assert settings.key_path == tmp_path / "hub_ed25519.pem"
 

@@ -1,11 +1,12 @@
 """Kaplan-Meier curves and the log-rank test end to end on the NCCTG lung data.
 
-A real hub and three stations with their MPyC parties on loopback, as in
-the other lung tests. The released curves must equal lifelines' on the
-pooled rows at every released day (survival to 1e-9 relative, the 95%
-intervals to 1e-6), and the log-rank statistic must equal lifelines' to
-1e-6 relative. The daily counts are exact integers, and the secure part of
-the statistic, with 32 fractional bits, came within 1e-8 of lifelines'.
+A real hub and three stations with their MPyC parties on loopback: the
+session's network of the other lung tests. The released curves must equal
+lifelines' on the pooled rows at every released day (survival to 1e-9
+relative, the 95% intervals to 1e-6), and the log-rank statistic must
+equal lifelines' to 1e-6 relative. The daily counts are exact integers,
+and the secure part of the statistic, with 32 fractional bits, came within
+1e-8 of lifelines'.
 """
 
 from __future__ import annotations
@@ -15,36 +16,13 @@ import pytest
 from lifelines import KaplanMeierFitter
 from lifelines.statistics import logrank_test
 
-from linksight.network import LocalNetwork, lung_data
+from linksight.network import lung_data
 from linksight_kernel.results import Result
 
 matplotlib.use("Agg")
 
-# The first test also starts the network: a hub and three stations.
+# The first test may also start the session's network.
 pytestmark = pytest.mark.timeout(600)
-
-
-@pytest.fixture(scope="module")
-def lung_network(tmp_path_factory):
-    """A hub and three stations with the lung data, for this module only.
-
-    The log-rank test's pairwise comparisons of the rows after the cut take
-    a while on a loaded machine, so this network's hub gives MPC tasks 290 s
-    (the stations' own limit is 300 s) instead of the default 120 s, which
-    the session's shared network keeps for its fault tests.
-    """
-    network = LocalNetwork(
-        tmp_path_factory.mktemp("survival-network"),
-        environment={"LINKSIGHT_HUB_TASK_TIMEOUT_SECONDS": "290"},
-    )
-    try:
-        network.start_hub()
-        network.set_up_lung_study()
-        network.start_stations()
-        network.set_rules(differencing_window=0)
-        yield network
-    finally:
-        network.stop()
 
 
 def _run(network, query: str) -> tuple[dict, dict]:
