@@ -3,7 +3,9 @@
 The query is parsed against the schemas of the datasets registered in the
 collaboration. The stations holding the queried dataset at this moment
 become the request's parties, and their organisations are the ones whose
-stewards decide on it.
+stewards decide on it. For a join, the parties are the one station holding
+each joined dataset, plus helper stations of the collaboration (in name
+order) until there are ``min_stations``; the helpers' stewards decide too.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ from governance.models import (
 from governance.principals import Principal
 from governance.states import RequestState
 from governance.task_issue import issue_task
-from linksight.query import QueryError, parse_query
-from linksight.rules import CollaborationRules, check_query
+from linksight.joins import joined_schema
+from linksight.query import QueryError, QuerySpec, parse_query
+from linksight.rules import CollaborationRules, RuleViolation, check_query
 from linksight.schema import DatasetSchema
 
 EVENT = "request.submitted"
@@ -113,7 +116,14 @@ def submit_request(
     now = utc_now()
     # Counted before the new request is added, which would count itself.
     budget = budget_of(session, collaboration, scientist.id, now)
-    stations = holders[spec.dataset]
+    rules = CollaborationRules.model_validate(collaboration.rules)
+    placement: RuleViolation | None = None
+    if spec.joins:
+        stations, placement = join_parties(spec, holders, rules.min_stations)
+        schema = joined_schema(spec, schemas)
+    else:
+        stations = holders[spec.dataset]
+        schema = schemas[spec.dataset]
     request = QueryRequest(
         collaboration=collaboration,
         dataset=spec.dataset,
@@ -138,10 +148,9 @@ def submit_request(
         details={"query": body.query, "stations": [s.name for s in stations]},
     )
 
-    rules = CollaborationRules.model_validate(collaboration.rules)
-    violation = check_query(
+    violation = placement or check_query(
         spec,
-        schemas[spec.dataset],
+        schema,
         rules,
         len(stations),
         [station.name for station in stations],
@@ -170,3 +179,45 @@ def submit_request(
         )
         issue_task(session, hub, request, actor)
     return request
+
+
+def join_parties(
+    spec: QuerySpec, holders: dict[str, list[Station]], min_stations: int
+) -> tuple[list[Station], RuleViolation | None]:
+    """Return the parties of a join: each dataset's station, then helpers.
+
+    A joined dataset must be at exactly one station, and no station may
+    hold two of the joined datasets, because each party contributes the
+    rows of at most one dataset. A violation of either returns the stations
+    found so far with the rule ``join_placement``.
+    """
+    owners: list[Station] = []
+    for dataset in spec.datasets:
+        held = holders[dataset]
+        if len(held) > 1:
+            names = ", ".join(station.name for station in held)
+            return held, RuleViolation(
+                "join_placement",
+                f"dataset {dataset!r} is held by stations {names}, but a join "
+                "reads each dataset from one station; join datasets that one "
+                "station each holds",
+            )
+        station = held[0]
+        if station in owners:
+            other = spec.datasets[owners.index(station)]
+            return owners, RuleViolation(
+                "join_placement",
+                f"datasets {other!r} and {dataset!r} are both at station "
+                f"{station.name!r}, but each station contributes one dataset of "
+                "a join; join datasets held by different stations",
+            )
+        owners.append(station)
+    others = {
+        station.name: station
+        for group in holders.values()
+        for station in group
+        if station not in owners
+    }
+    needed = max(0, min_stations - len(owners))
+    helpers = [others[name] for name in sorted(others)[:needed]]
+    return owners + helpers, None

@@ -20,16 +20,18 @@ from sqlalchemy.orm import Session
 from governance.audit_trail import record
 from governance.context import Hub
 from governance.lifecycle import change_state
-from governance.models import QueryRequest, ResultKey, utc_now
+from governance.models import DatasetRegistration, QueryRequest, ResultKey, utc_now
 from governance.principals import Actor
 from governance.states import RequestState
 from linksight.query import QuerySpec, format_query
 from linksight.result_encryption import fingerprint
 from linksight.rules import CollaborationRules
+from linksight.schema import DatasetSchema
 from linksight.signing import sign
 from linksight.tasks import (
     DisclosureSettings,
     EarlierQuery,
+    JoinPlacement,
     Party,
     SignedTask,
     TaskSpec,
@@ -47,6 +49,10 @@ def released_history(
     """
     if limit == 0 or request.query_spec.get("kind") not in ("aggregate", "crosstab"):
         return []
+    # NOTE: joined queries are not checked for differencing yet, so a join
+    # neither gets a history nor enters one of a query on one dataset.
+    if request.query_spec.get("joins"):
+        return []
     earlier = session.scalars(
         select(QueryRequest)
         .where(QueryRequest.collaboration_id == request.collaboration_id)
@@ -59,7 +65,7 @@ def released_history(
     history = []
     for row in earlier:
         spec = QuerySpec.model_validate(row.query_spec)
-        if spec.kind not in ("aggregate", "crosstab"):
+        if spec.kind not in ("aggregate", "crosstab") or spec.joins:
             continue
         history.append(
             EarlierQuery(
@@ -67,6 +73,36 @@ def released_history(
             )
         )
     return history
+
+
+def join_placement(
+    session: Session, request: QueryRequest, spec: QuerySpec
+) -> JoinPlacement:
+    """Return the station and the registered schema of each joined dataset.
+
+    Raises ValueError if a dataset is no longer registered by exactly one
+    of the request's parties.
+    """
+    station_ids = [party.station_id for party in request.parties]
+    registrations = session.scalars(
+        select(DatasetRegistration)
+        .where(DatasetRegistration.collaboration_id == request.collaboration_id)
+        .where(DatasetRegistration.name.in_(spec.datasets))
+        .where(DatasetRegistration.station_id.in_(station_ids))
+    ).all()
+    stations: dict[str, str] = {}
+    schemas: dict[str, DatasetSchema] = {}
+    for dataset in spec.datasets:
+        found = [r for r in registrations if r.name == dataset]
+        if len(found) != 1:
+            raise ValueError(
+                f"dataset {dataset!r} is registered by {len(found)} of the "
+                "request's stations, but a join needs it at exactly one; "
+                "submit the query again"
+            )
+        stations[dataset] = found[0].station.name
+        schemas[dataset] = DatasetSchema.model_validate(found[0].schema)
+    return JoinPlacement(stations=stations, schemas=schemas)
 
 
 def issue_task(session: Session, hub: Hub, request: QueryRequest, actor: Actor) -> None:
@@ -113,6 +149,12 @@ def issue_task(session: Session, hub: Hub, request: QueryRequest, actor: Actor) 
     rules = CollaborationRules.model_validate(request.collaboration.rules)
     spec = QuerySpec.model_validate(request.query_spec)
     try:
+        join = join_placement(session, request, spec) if spec.joins else None
+    except ValueError as exc:
+        error = f"cannot issue the task: {exc}"
+        change_state(session, hub, request, RequestState.FAILED, actor, error=error)
+        return
+    try:
         task = TaskSpec(
             task_id=uuid.uuid4().hex,
             request_id=str(request.id),
@@ -137,6 +179,7 @@ def issue_task(session: Session, hub: Hub, request: QueryRequest, actor: Actor) 
             history=released_history(session, request, rules.differencing_window),
             mpc_timeout_seconds=hub.settings.task_timeout_seconds,
             issued_at=utc_now().isoformat(),
+            join=join,
         )
     except ValidationError as exc:
         error = f"cannot issue the task: {exc}"

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pandas as pd
 
 logger = logging.getLogger("linksight.network")
@@ -152,6 +153,46 @@ def heart_data() -> pd.DataFrame:
     for column in ("trestbps", "chol", "thalch", "ca"):
         frame[column] = frame[column].astype("Int64")
     return frame
+
+
+# Dataset of the vertical heart study: its station, organisation, columns,
+# and the share of the persons it holds with the seed that draws them.
+VERTICAL_DATASETS = {
+    "hospital": ("hospital", "Hospital", ["age", "sex", "cp"], 0.85, 1),
+    "gp": ("gp", "General Practice", ["trestbps", "chol"], 0.85, 2),
+    "insurer": ("insurer", "Health Insurer", ["thalch", "num"], 0.85, 3),
+}
+
+
+def vertical_heart_split(frame: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+    """Split :func:`heart_data` by columns into the vertical study's datasets.
+
+    Each person gets the key ``person_id`` ``P0000`` to ``P0919`` in row
+    order. Each dataset of :data:`VERTICAL_DATASETS` holds its columns for
+    a fixed random sample of its share of the persons (85%), drawn with its
+    own seed, so that the three datasets overlap in part.
+    """
+    frame = heart_data() if frame is None else frame
+    frame = frame.reset_index(drop=True)
+    frame.insert(0, "person_id", [f"P{i:04d}" for i in range(len(frame))])
+    split = {}
+    for dataset, (
+        _station,
+        _organisation,
+        columns,
+        share,
+        seed,
+    ) in VERTICAL_DATASETS.items():
+        rng = np.random.default_rng(seed)
+        part = frame[["person_id", *columns]].sample(frac=share, random_state=rng)
+        split[dataset] = part.reset_index(drop=True)
+    return split
+
+
+def vertical_schema_path(dataset: str) -> Path:
+    """Return the path of the bundled schema of a vertical study dataset."""
+    name = f"data/heart-{dataset}.schema.toml"
+    return Path(str(resources.files("linksight").joinpath(name)))
 
 
 def heart_schema_path() -> Path:
@@ -444,6 +485,42 @@ class LocalNetwork:
             json={
                 "name": collaboration,
                 "members": [*hospitals, research],
+                "rules": {"min_count": min_count},
+            },
+        )
+
+    def set_up_vertical_study(self, min_count: int = 10) -> None:
+        """Set up the vertical heart study: one dataset per station, joined on a key.
+
+        Call on a network with a started hub and no other study, then
+        :meth:`start_stations`. The stations hospital, gp and insurer import
+        the datasets of :func:`vertical_heart_split` (the gp's export writes
+        the keys in lower case, which its schema normalises), in
+        collaboration ``vertical-study``, which becomes ``self.collaboration``.
+        """
+        self.collaboration = "vertical-study"
+        research = self._create_scientist()
+        organisations = []
+        for dataset, part in vertical_heart_split().items():
+            station_name, organisation = VERTICAL_DATASETS[dataset][:2]
+            if dataset == "gp":
+                part = part.assign(person_id=part["person_id"].str.lower())
+            self._add_station(
+                station_name,
+                organisation,
+                f"steward-{station_name}",
+                dataset,
+                vertical_schema_path(dataset),
+                lambda path, part=part: part.to_csv(path, index=False),
+            )
+            organisations.append(organisation)
+        self.call(
+            "POST",
+            "/collaborations",
+            self.admin_token,
+            json={
+                "name": self.collaboration,
+                "members": [*organisations, research],
                 "rules": {"min_count": min_count},
             },
         )

@@ -9,6 +9,8 @@ A query reads like SQL::
     SELECT logit((num > 0) ~ age + C(sex) + (cp == 'asymptomatic')) FROM heart
     SELECT km(time, status == 2) FROM lung GROUP BY sex
     SELECT logrank(time, status == 2) FROM lung GROUP BY sex
+    SELECT count(*), mean(chol) FROM hospital JOIN gp USING (person_id)
+        WHERE age > 50 GROUP BY sex
 
 Column names may contain dots (``wt.loss``); a name that clashes with a
 keyword is written in backticks. Filters combine comparisons with ``and``,
@@ -39,6 +41,12 @@ integer time column and an event condition (rows where it does not hold are
 censored), one curve per group with GROUP BY. ``logrank(time, event)``
 tests whether the GROUP BY column's groups have the same survival.
 
+``FROM a JOIN b USING (key) JOIN c USING (key)`` joins datasets held by
+different stations on the identifier column `key` (inner join), for
+statistics, crosstabs and ``ols``. Every other column must be in exactly one
+of the joined datasets. Conditions on different datasets combine with
+``and`` only, because each station evaluates its own part of the filter.
+
 The parser builds a :class:`QuerySpec`, a restricted tree that stations turn
 into SQL with bound parameters. Nothing in a query is ever evaluated as
 Python. Errors are :class:`QueryError` with the 0-based offset of the
@@ -52,6 +60,7 @@ import difflib
 import math
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -82,7 +91,11 @@ KEYWORDS = {
     "null",
     "in",
     "at",
+    "join",
+    "using",
 }
+# Analyses that a query over joined datasets may ask for.
+JOIN_KINDS: tuple[str, ...] = ("aggregate", "crosstab", "ols")
 
 Literal_ = int | float | str
 
@@ -254,6 +267,34 @@ class QuerySpec(BaseModel):
     model: ModelSpec | None = None
     survival: SurvivalSpec | None = None
     training: TrainingSpec | None = None
+    # The datasets joined to `dataset` on the identifier column `join_key`,
+    # and the dataset each column of the query is read from.
+    joins: list[str] = []
+    join_key: str | None = None
+    sources: dict[str, str] = {}
+
+    @property
+    def datasets(self) -> list[str]:
+        """The queried dataset followed by the joined ones."""
+        return [self.dataset, *self.joins]
+
+    @model_validator(mode="after")
+    def _check_join(self) -> QuerySpec:
+        if bool(self.joins) != (self.join_key is not None):
+            raise ValueError("a join names both its datasets and its key column")
+        if not self.joins:
+            return self
+        if len(set(self.datasets)) != len(self.datasets):
+            raise ValueError(f"a dataset is joined twice: {self.datasets}")
+        if self.kind not in JOIN_KINDS:
+            raise ValueError(
+                f"a {self.kind} query cannot join datasets; joins support "
+                f"{', '.join(JOIN_KINDS)}"
+            )
+        unknown = sorted(set(self.sources.values()) - set(self.datasets))
+        if unknown:
+            raise ValueError(f"columns are read from datasets {unknown} not joined")
+        return self
 
     @model_validator(mode="after")
     def _check_kind(self) -> QuerySpec:
@@ -492,6 +533,11 @@ class _Parser:
         self.model: ModelSpec | None = None
         self.survival: SurvivalSpec | None = None
         self.training: TrainingSpec | None = None
+        # The datasets of a join, their key, and each filter node's position.
+        self.joined: list[str] = []
+        self.join_key_token: _Token | None = None
+        self.node_positions: dict[int, int] = {}
+        self.sources: dict[str, str] = {}
 
     # Token helpers
 
@@ -580,11 +626,18 @@ class _Parser:
                 f"{self.describe(dataset_token)}"
             )
         self.advance()
-        after_from = self.index
         self.bind_dataset(dataset_token)
+        joins, join_key = self.join_clauses(dataset_token)
+        after_from = self.index
 
         self.index = select_start
         kind, aggregates, crosstab_columns = self.select_list()
+        if joins and kind not in JOIN_KINDS:
+            raise self.error(
+                f"{kind}(...) cannot run over joined datasets; a JOIN supports "
+                "count, sum, mean, var, crosstab and ols",
+                self.tokens[select_start],
+            )
         if self.at_punct(")"):
             raise self.error("unmatched ')': remove it")
         if self.current.keyword != "from":
@@ -658,8 +711,12 @@ class _Parser:
                     self.text,
                 )
         self.check_references()
+        sources = self.check_join_where(where) if joins else {}
         return QuerySpec(
             dataset=dataset_token.text,
+            joins=joins,
+            join_key=join_key,
+            sources=sources,
             kind=kind,
             aggregates=aggregates,
             group_by=group_by,
@@ -670,6 +727,59 @@ class _Parser:
             survival=self.survival,
             training=self.training,
         )
+
+    def join_clauses(self, first: _Token) -> tuple[list[str], str | None]:
+        """Parse ``JOIN b USING (key)`` clauses after the first dataset."""
+        joins: list[str] = []
+        key: _Token | None = None
+        while self.current.keyword == "join":
+            self.advance()
+            token = self.current
+            if token.kind != "name" or token.keyword is not None:
+                raise self.error(
+                    f"expected a dataset name after JOIN but found "
+                    f"{self.describe(token)}"
+                )
+            if token.text in (first.text, *joins):
+                raise self.error(
+                    f"dataset {token.text!r} is already in the join: name each "
+                    "dataset once",
+                    token,
+                )
+            self.advance()
+            self.bind_dataset(token)
+            if self.current.keyword != "using":
+                raise self.error(
+                    f"expected USING (key) after JOIN {token.text} but found "
+                    f"{self.describe(self.current)}; name the identifier column "
+                    "that the datasets share, as in USING (person_id)"
+                )
+            self.advance()
+            opening = self.expect_punct("(")
+            name = self.current
+            if name.kind != "name" or name.keyword is not None:
+                raise self.error(
+                    f"expected the key column in USING but found {self.describe(name)}"
+                )
+            self.advance()
+            if self.at_punct(","):
+                raise self.error(
+                    "USING takes one key column: the datasets are joined on a "
+                    "single person key"
+                )
+            self.expect_close(opening, "after USING")
+            if key is not None and name.text != key.text:
+                raise self.error(
+                    f"every JOIN of a query uses the same key, but {name.text!r} "
+                    f"differs from {key.text!r}: join all datasets on one key",
+                    name,
+                )
+            key = name
+            joins.append(token.text)
+        if key is not None:
+            self.join_key_token = key
+            self.joined = [first.text, *joins]
+        return joins, key.text if key is not None else None
 
     def station_list(self) -> list[str]:
         opening = self.expect_punct("(")
@@ -726,7 +836,8 @@ class _Parser:
                 + "the CLI, collaboration= in Python)",
                 token,
             )
-        self.schema = self.schemas[token.text]
+        if self.schema is None:
+            self.schema = self.schemas[token.text]
 
     def indicator(self) -> Comparison | InList:
         """Parse ``(column op value)`` or ``(column IN (...))`` in a formula."""
@@ -1028,11 +1139,16 @@ class _Parser:
             self.advance()
 
     def or_expression(self) -> Filter:
+        start = self.current.position
         items = [self.and_expression()]
         while self.current.keyword == "or":
             self.advance()
             items.append(self.and_expression())
-        return items[0] if len(items) == 1 else Or(items=items)
+        if len(items) == 1:
+            return items[0]
+        node = Or(items=items)
+        self.node_positions[id(node)] = start
+        return node
 
     def and_expression(self) -> Filter:
         items = [self.not_expression()]
@@ -1052,8 +1168,10 @@ class _Parser:
             )
         try:
             if self.current.keyword == "not":
-                self.advance()
-                return Not(item=self.not_expression())
+                start = self.advance().position
+                node = Not(item=self.not_expression())
+                self.node_positions[id(node)] = start
+                return node
             opening = self.advance()
             inner = self.or_expression()
             self.expect_close(opening, "in WHERE")
@@ -1124,12 +1242,101 @@ class _Parser:
     def check_references(self) -> None:
         if self.schema is None:
             return
-        self.check_columns(self.schema)
-        self.check_literals(self.schema)
+        if self.joined:
+            schemas = self.resolve_join_columns()
+            self.check_columns(lambda name: schemas[self.sources[name]])
+            self.check_literals(lambda name: schemas[self.sources[name]])
+            return
+        schema = self.schema
+        self.check_columns(lambda name: schema)
+        self.check_literals(lambda name: schema)
 
-    def check_literals(self, schema: DatasetSchema) -> None:
+    def resolve_join_columns(self) -> dict[str, DatasetSchema]:
+        """Find the one joined dataset of every column; check the key.
+
+        Fills ``self.sources`` and returns the joined datasets' schemas.
+        """
+        assert self.schemas is not None and self.join_key_token is not None
+        schemas = {name: self.schemas[name] for name in self.joined}
+        key = self.join_key_token
+        for name, schema in schemas.items():
+            if key.text not in schema.column_names:
+                raise self.error(
+                    f"key column {key.text!r} is not in dataset {name!r}"
+                    + _suggestion(key.text, schema.column_names)
+                    + "; USING names an identifier column of every joined dataset",
+                    key,
+                )
+            if schema.column(key.text).role != "identifier":
+                raise self.error(
+                    f"key column {key.text!r} of dataset {name!r} has role "
+                    f"{schema.column(key.text).role}; USING needs a column "
+                    "declared with role = 'identifier' in every joined dataset",
+                    key,
+                )
+        self.sources = {}
+        for name, position, _use in self.references:
+            if name == key.text:
+                raise QueryError(
+                    f"column {name!r} is the join key: it may only be named in "
+                    "USING, never as an output, a group or a filter",
+                    position,
+                    self.text,
+                )
+            holders = [
+                d for d, schema in schemas.items() if name in schema.column_names
+            ]
+            if not holders:
+                every = [c for schema in schemas.values() for c in schema.column_names]
+                raise QueryError(
+                    f"unknown column {name!r} in the joined datasets "
+                    f"{', '.join(schemas)}" + _suggestion(name, every),
+                    position,
+                    self.text,
+                )
+            if len(holders) > 1:
+                raise QueryError(
+                    f"column {name!r} is in datasets {' and '.join(holders)} of the "
+                    "join, so it is ambiguous; a joined column must be in exactly "
+                    "one dataset: join only one of them, or rename the column in "
+                    "a dataset's schema",
+                    position,
+                    self.text,
+                )
+            self.sources[name] = holders[0]
+        return schemas
+
+    def check_join_where(self, where: Filter | None) -> dict[str, str]:
+        """Reject ``or`` and ``not`` across datasets; return the column sources.
+
+        Each station evaluates its own part of the filter, so the filter must
+        be a conjunction of parts that each read one dataset.
+        """
+        if where is not None and self.sources:
+            self._check_single_source(where, top=True)
+        return dict(self.sources)
+
+    def _check_single_source(self, node: Filter, top: bool) -> None:
+        if isinstance(node, And) and top:
+            for item in node.items:
+                self._check_single_source(item, top=True)
+            return
+        datasets = sorted({self.sources[c] for c in filter_columns(node)})
+        if len(datasets) < 2:
+            return
+        connective = "not" if isinstance(node, Not) else "or"
+        raise QueryError(
+            f"a condition combines datasets {' and '.join(datasets)} with "
+            f"{connective}, which a join does not support: each station filters "
+            "its own rows, so conditions on different datasets can only be "
+            "combined with and",
+            self.node_positions.get(id(node)),
+            self.text,
+        )
+
+    def check_literals(self, schema_of: Callable[[str], DatasetSchema]) -> None:
         for name, value, position in self.literals:
-            column = schema.column(name)
+            column = schema_of(name).column(name)
             if column.is_numeric and isinstance(value, str):
                 raise QueryError(
                     f"column {name!r} has type {column.type}; compare it with a "
@@ -1156,9 +1363,10 @@ class _Parser:
                 self.text,
             )
 
-    def check_columns(self, schema: DatasetSchema) -> None:
-        names = schema.column_names
+    def check_columns(self, schema_of: Callable[[str], DatasetSchema]) -> None:
         for name, position, use in self.references:
+            schema = schema_of(name)
+            names = schema.column_names
             if name not in names:
                 raise QueryError(
                     f"unknown column {name!r} in dataset {schema.name!r}"
@@ -1285,6 +1493,8 @@ def format_query(spec: QuerySpec) -> str:
             f"{a.func}({_name(a.column) if a.column else '*'})" for a in spec.aggregates
         )
     text = f"SELECT {select} FROM {_name(spec.dataset)}"
+    for joined in spec.joins:
+        text += f" JOIN {_name(joined)} USING ({_name(spec.join_key or '')})"
     if spec.lists:
         text += " AT (" + ", ".join(_format_literal(s) for s in spec.lists) + ")"
     if spec.where is not None:

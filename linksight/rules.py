@@ -135,6 +135,14 @@ def check_query(
             f"analysis {spec.kind!r} is not allowed in this collaboration; "
             f"allowed: {', '.join(rules.allowed_analyses)}",
         )
+    if station_count < rules.min_stations and spec.joins:
+        return RuleViolation(
+            "min_stations",
+            f"the join of datasets {', '.join(spec.datasets)} has "
+            f"{station_count} station(s) in the collaboration but needs at least "
+            f"{rules.min_stations}; a collaboration with fewer stations cannot "
+            "run a join",
+        )
     if station_count < rules.min_stations:
         return RuleViolation(
             "min_stations",

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from linksight.query import Filter, QuerySpec
 from linksight.result_encryption import ResultKeyError, parse_public_key
+from linksight.schema import DatasetSchema
 
 
 class Party(BaseModel):
@@ -43,6 +44,18 @@ class EarlierQuery(BaseModel):
     group_by: list[str] = []
 
 
+class JoinPlacement(BaseModel):
+    """Where the datasets of a vertical join are: one station per dataset.
+
+    Parties named in no entry of `stations` hold no rows of the join and
+    take part as helpers. Every station needs every dataset's public schema
+    to lay out the columns that all parties secret-share.
+    """
+
+    stations: dict[str, str] = Field(description="station name of each dataset")
+    schemas: dict[str, DatasetSchema]
+
+
 class TaskSpec(BaseModel):
     """The payload the hub signs."""
 
@@ -67,6 +80,9 @@ class TaskSpec(BaseModel):
     )
     mpc_timeout_seconds: float = Field(default=120.0, gt=0)
     issued_at: str
+    join: JoinPlacement | None = Field(
+        default=None, description="set when the query joins datasets"
+    )
 
     @field_validator("requester_key")
     @classmethod

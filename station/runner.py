@@ -27,11 +27,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from linksight import signing
+from linksight.joins import joined_schema
 from linksight.result_encryption import fingerprint, seal_result
 from linksight.rules import CollaborationRules, check_query
 from linksight.signing import canonical_json
 from linksight.tasks import TaskSpec
-from station import logistic, regression, survival
+from station import join_task, logistic, regression, survival
 from station.aggregates import (
     Layout,
     build_layout,
@@ -249,6 +250,8 @@ class TaskRunner:
             raise TaskRefused(f"the task is malformed: {error}") from error
 
     def _prepare(self, task: TaskSpec, signed: dict[str, Any]) -> PreparedTask:
+        if task.query.joins:
+            return self._prepare_join(task)
         current = self._check_policy(task)
         if task.query.kind == "train":
             return self._prepare_training(task, signed, current)
@@ -263,6 +266,22 @@ class TaskRunner:
         return self._prepare_aggregate(task, current)
 
     def _check_policy(self, task: TaskSpec) -> DatasetVersion:
+        self._check_local_policy(task)
+        current = self._current_dataset(task, task.query.dataset)
+        policy = self.config.policy
+        names = [party.station for party in task.parties]
+        rules = CollaborationRules(
+            min_count=task.disclosure.min_count,
+            allowed_analyses=policy.allowed_analyses,
+        )
+        violation = check_query(
+            task.query, current.schema, rules, len(task.parties), names
+        )
+        if violation is not None:
+            raise TaskRefused(f"rule {violation.rule}: {violation.message}")
+        return current
+
+    def _check_local_policy(self, task: TaskSpec) -> None:
         names = [party.station for party in task.parties]
         if self.config.station.name not in names:
             raise TaskRefused(
@@ -289,30 +308,74 @@ class TaskRunner:
                 f"the task's MPC deadline {task.mpc_timeout_seconds:.0f} s exceeds "
                 f"this station's maximum {policy.max_mpc_seconds:.0f} s"
             )
-        entry = next(
-            (d for d in self.config.datasets if d.name == task.query.dataset), None
-        )
+
+    def _current_dataset(self, task: TaskSpec, dataset: str) -> DatasetVersion:
+        entry = next((d for d in self.config.datasets if d.name == dataset), None)
         if entry is None or task.collaboration not in entry.collaborations:
             raise TaskRefused(
-                f"dataset {task.query.dataset!r} is not offered to collaboration "
+                f"dataset {dataset!r} is not offered to collaboration "
                 f"{task.collaboration!r} by this station"
             )
-        current = self.store.current(task.query.dataset)
+        current = self.store.current(dataset)
         if current is None:
             raise TaskRefused(
-                f"dataset {task.query.dataset!r} has not been imported at this "
+                f"dataset {dataset!r} has not been imported at this "
                 "station; run `linksight station import`"
             )
+        return current
+
+    def _prepare_join(self, task: TaskSpec) -> PreparedTask:
+        """Lay out the join; an owner reads its rows, a helper contributes none."""
+        self._check_local_policy(task)
+        if task.join is None:
+            raise TaskRefused(
+                "the task joins datasets but does not say which station holds "
+                "each; the hub must name them in the task's join placement"
+            )
+        names = [party.station for party in task.parties]
         rules = CollaborationRules(
             min_count=task.disclosure.min_count,
-            allowed_analyses=policy.allowed_analyses,
+            allowed_analyses=self.config.policy.allowed_analyses,
         )
-        violation = check_query(
-            task.query, current.schema, rules, len(task.parties), names
-        )
+        schema = joined_schema(task.query, task.join.schemas)
+        violation = check_query(task.query, schema, rules, len(names), names)
         if violation is not None:
             raise TaskRefused(f"rule {violation.rule}: {violation.message}")
-        return current
+        try:
+            plan = join_task.plan_join(task)
+        except ValueError as error:
+            raise TaskRefused(f"local computation failed: {error}") from error
+
+        me = self.config.station.name
+        mine = [d for d, station in task.join.stations.items() if station == me]
+        own_rows = None
+        summary = "join helper with no rows"
+        if mine:
+            dataset = mine[0]
+            current = self._current_dataset(task, dataset)
+            if not current.schema.public_equal(task.join.schemas[dataset]):
+                raise TaskRefused(
+                    f"the task's schema of dataset {dataset!r} differs from the "
+                    "one imported at this station; the station registers its "
+                    "schema again when it starts, so submit the query again"
+                )
+            try:
+                own_rows = join_task.read_owner_rows(
+                    task, plan.owners[dataset], current.path
+                )
+            except Exception as error:  # a query the local engine cannot run
+                raise TaskRefused(f"local computation failed: {error}") from error
+            summary = (
+                f"join of {dataset} with {len(own_rows['keys'])} keys "
+                f"({own_rows['dropped_keys']} invalid or repeated dropped)"
+            )
+        party = join_task.party_input(task, plan, own_rows, self.config.mpc.threads)
+        return PreparedTask(
+            task,
+            party,
+            lambda output: join_task.build_join_result(task, plan, output),
+            summary,
+        )
 
     def _prepare_aggregate(
         self, task: TaskSpec, current: DatasetVersion
