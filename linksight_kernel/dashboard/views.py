@@ -370,6 +370,16 @@ def disclosure_checks(
             "differencing: compared with the last "
             f"{rules.differencing_window} released queries on {spec.dataset}"
         )
+        # The triples come from the newest queries of the differencing window.
+        triples_window = min(
+            getattr(rules, "overlapping_filters_window", 0), rules.differencing_window
+        )
+        if triples_window:
+            checks.append(
+                "overlapping_filters: with each pair of the last "
+                f"{triples_window} released queries, no count of fewer than "
+                f"{minimum} persons follows from the three"
+            )
     checks.append(f"max_group_levels: at most {rules.max_group_levels} cells")
     return checks
 

@@ -128,6 +128,21 @@ def test_checks_follow_collaboration_rules():
     assert not any(c.startswith("differencing") for c in checks)
 
 
+def test_checks_name_overlapping_filters():
+    spec = _spec("SELECT count(*) FROM lung WHERE age >= 60")
+
+    checks = disclosure_checks(spec, CollaborationRules(), requester_holds_data=False)
+    narrow = disclosure_checks(
+        spec, CollaborationRules(differencing_window=4), requester_holds_data=False
+    )
+
+    assert (
+        "overlapping_filters: with each pair of the last 10 released queries, "
+        "no count of fewer than 10 persons follows from the three"
+    ) in checks
+    assert any("pair of the last 4 released" in check for check in narrow)
+
+
 def test_checks_of_regression():
     spec = _spec("SELECT ols(time ~ age) FROM lung")
 
