@@ -20,7 +20,12 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from linksight.query import QueryError
 from linksight_kernel.client import DEFAULT_WAIT_SECONDS, Client
-from linksight_kernel.errors import ConfigError, HubError, LinksightError
+from linksight_kernel.errors import (
+    ConfigError,
+    HubError,
+    HubUnreachableError,
+    LinksightError,
+)
 from linksight_kernel.requests import Request, organisation_table
 
 NOT_CONNECTED = "not connected: run %linksight connect URL first"
@@ -164,7 +169,7 @@ class LinksightMagics(Magics):
             return self._run_line(line)
         except QueryError as exc:
             raise UsageError(f"invalid query: {exc}") from exc
-        except (ConfigError, HubError) as exc:
+        except (ConfigError, HubError, HubUnreachableError) as exc:
             raise UsageError(str(exc)) from exc
         except LinksightError as exc:
             if type(exc) is LinksightError:
@@ -202,7 +207,12 @@ class LinksightMagics(Magics):
             collaboration=args.collaboration,
             purpose=args.purpose,
         )
-        me = client.me()
+        try:
+            me = client.me()
+        except LinksightError:
+            # The earlier connection, if any, stays in use.
+            client.close()
+            raise
         if self.client is not None:
             self.client.close()
         self.client = client

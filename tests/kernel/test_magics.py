@@ -51,6 +51,18 @@ def test_connect_prints_identity(shell, capsys, playground):
     )
 
 
+def test_connect_to_nothing_keeps_connection(connected, playground):
+    magics = connected.magics_manager.registry["LinksightMagics"]
+    before = magics.client
+
+    with pytest.raises(UsageError) as caught:
+        connected.run_line_magic("linksight", "connect http://127.0.0.1:1")
+
+    assert "the hub at http://127.0.0.1:1 did not respond" in str(caught.value)
+    assert magics.client is before
+    assert magics.client.hub_url == playground.network.hub_url
+
+
 def test_unknown_command_suggests(connected):
     with pytest.raises(UsageError) as caught:
         connected.run_line_magic("linksight", "shema lung")
