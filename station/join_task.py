@@ -1,10 +1,10 @@
 """A station's part of a vertical join, before and after the MPC party.
 
 Every party lays out the same public column names from the query and the
-joined datasets' schemas in the task: per dataset its filter column, one
-0/1 column per level of its GROUP BY and C() columns, a 0/1 column per
-condition term, and per numeric column its value (divided by the declared
-maximum absolute value) and a presence column. An owner fills these columns
+joined datasets' schemas in the task. Each dataset gets its filter column,
+one 0/1 column per level of its GROUP BY and C() columns, and a 0/1 column
+per condition term. Each numeric column gets its value, divided by the
+declared maximum absolute value, and a 0/1 presence column. An owner fills these columns
 from its Parquet file, with its keys normalised by the schema's rules;
 invalid keys, and keys that occur more than once, are dropped. A party that
 holds none of the joined datasets takes part as a helper, with no rows.
@@ -145,66 +145,83 @@ def plan_join(task: TaskSpec) -> JoinPlan:
     return JoinPlan(owners, groups, means, ols, design_names)
 
 
+@dataclass
+class _Design:
+    """The OLS design as it is laid out: layout names, statsmodels names, factors."""
+
+    terms: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=lambda: ["Intercept"])
+    factors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _add_term(task: TaskSpec, owner: OwnerColumns, term: Any, design: _Design) -> None:
+    """Add one formula term's columns to its owner and to the design."""
+    assert task.join is not None
+    if term.condition is not None:
+        parameters: list[Any] = []
+        sql = compile_filter(term.condition, parameters)
+        owner.add_indicator(term.label, sql, parameters)
+        design.terms.append(term.label)
+        design.names.append(term.label)
+        # A condition is a factor with the levels true and false (reference).
+        design.factors.append(
+            {
+                "term": term.label,
+                "reference": "false",
+                "levels": ["true"],
+                "design_columns": [len(design.names) - 1],
+            }
+        )
+        return
+
+    if not term.categorical:
+        owner.add_value(term.column, _scale(task, owner.dataset, term.column))
+        design.terms.append(term.column)
+        design.names.append(term.column)
+        return
+
+    declared = task.join.schemas[owner.dataset].column(term.column)
+    levels = list(declared.levels or [])
+    if len(levels) < 2:
+        raise ValueError(
+            f"column {term.column!r} declares {len(levels)} level(s); C() "
+            "needs at least two: declare the levels in the dataset's schema"
+        )
+    first = len(design.names)
+    for level in levels[1:]:
+        name = f"{term.column}={_level_text(level)}"
+        owner.add_indicator(name, f"{_quote(term.column)} = ?", [level])
+        design.terms.append(name)
+        design.names.append(f"C({term.column})[T.{_level_text(level)}]")
+    design.factors.append(
+        {
+            "term": term.label,
+            "reference": _level_text(levels[0]),
+            "levels": [_level_text(level) for level in levels[1:]],
+            "design_columns": list(range(first, len(design.names))),
+        }
+    )
+
+
 def _plan_model(
     task: TaskSpec, spec: QuerySpec, owner_of: Any
 ) -> tuple[dict[str, Any], list[str]]:
-    """Lay out an OLS formula's columns; return the settings and design names."""
-    assert spec.model is not None and task.join is not None
+    """Lay out an OLS formula's columns, and return its settings and design names."""
+    assert spec.model is not None
     model = spec.model
-    terms: list[str] = []
-    names = ["Intercept"]
+    design = _Design()
     present: list[str] = []
-    factors = []
     for term in model.terms:
         owner = owner_of(term.column)
         presence = f"{term.column}:present"
         owner.add_indicator(presence, f"{_quote(term.column)} IS NOT NULL", [])
         present.append(presence)
-        if term.condition is not None:
-            parameters: list[Any] = []
-            sql = compile_filter(term.condition, parameters)
-            owner.add_indicator(term.label, sql, parameters)
-            terms.append(term.label)
-            names.append(term.label)
-            factors.append(
-                {
-                    "term": term.label,
-                    "reference": "false",
-                    "levels": ["true"],
-                    "design_columns": [len(names) - 1],
-                }
-            )
-        elif term.categorical:
-            declared = task.join.schemas[owner.dataset].column(term.column)
-            levels = list(declared.levels or [])
-            if len(levels) < 2:
-                raise ValueError(
-                    f"column {term.column!r} declares {len(levels)} level(s); C() "
-                    "needs at least two: declare the levels in the dataset's schema"
-                )
-            first = len(names)
-            for level in levels[1:]:
-                name = f"{term.column}={_level_text(level)}"
-                owner.add_indicator(name, f"{_quote(term.column)} = ?", [level])
-                terms.append(name)
-                names.append(f"C({term.column})[T.{_level_text(level)}]")
-            factors.append(
-                {
-                    "term": term.label,
-                    "reference": _level_text(levels[0]),
-                    "levels": [_level_text(level) for level in levels[1:]],
-                    "design_columns": list(range(first, len(names))),
-                }
-            )
-        else:
-            scale = _scale(task, owner.dataset, term.column)
-            owner.add_value(term.column, scale)
-            terms.append(term.column)
-            names.append(term.column)
+        _add_term(task, owner, term, design)
+
     response = model.response
     owner = owner_of(response)
     if model.outcome is not None:
-        parameters = []
+        parameters: list[Any] = []
         sql = compile_filter(model.outcome, parameters)
         owner.add_indicator(model.response_label, sql, parameters)
         owner.add_indicator(
@@ -215,22 +232,23 @@ def _plan_model(
         owner.add_value(response, _scale(task, owner.dataset, response))
         response_name = response
     present.append(f"{response}:present")
-    disclosure = task.disclosure
+
     settings = {
         "response": response_name,
-        "terms": terms,
+        "terms": design.terms,
         "present": list(dict.fromkeys(present)),
-        "factors": factors,
-        "min_residual_df": disclosure.min_residual_df,
-        "max_parameter_fraction": disclosure.max_parameter_fraction,
+        "factors": design.factors,
+        "min_residual_df": task.disclosure.min_residual_df,
+        "max_parameter_fraction": task.disclosure.max_parameter_fraction,
     }
-    return settings, names
+    return settings, design.names
 
 
 def comparer_index(task: TaskSpec) -> int:
     """Return the party that matches the blinded keys: the first helper, if any.
 
-    A helper holds no rows, so its list needs no extra shuffle.
+    A helper owns no list, so the comparer never receives a list of its own,
+    which two other parties would have to shuffle first.
     """
     assert task.join is not None
     owners = set(task.join.stations.values())
@@ -261,7 +279,7 @@ def read_owner_rows(
     rules = schema.column(spec.join_key).normalise
     keys, valid = normalise_identifiers(frame["key"], rules)
     frame = frame.assign(key=keys)[valid]
-    # A key on two rows cannot say which row is the person's: drop both.
+    # Rows that share a key cannot be matched to one person, so all are dropped.
     frame = frame[~frame["key"].duplicated(keep=False)]
     count = len(owner.indicators)
     columns = [frame[f"c{i}"].astype(float).tolist() for i in range(len(selects) - 1)]
