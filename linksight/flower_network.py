@@ -11,6 +11,8 @@ Call it after the network's ``set_up_*`` method and before
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -43,14 +45,27 @@ class SuperLink:
         return self.directory / "home"
 
     def stop(self) -> None:
-        """Stop the SuperLink: SIGTERM, then SIGKILL after 15 s."""
+        """Stop the SuperLink and the SuperExec processes it started.
+
+        Sends SIGTERM to the SuperLink's process group, then SIGKILL after
+        15 s.
+        """
         if self.process.poll() is None:
-            self.process.terminate()
+            _signal_group(self.process, signal.SIGTERM)
             try:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                _signal_group(self.process, signal.SIGKILL)
                 self.process.wait()
+        # The SuperExec children outlive a SuperLink that exited by itself.
+        _signal_group(self.process, signal.SIGTERM)
+
+
+def _signal_group(process: subprocess.Popen[bytes], number: int) -> None:
+    try:
+        os.killpg(process.pid, number)
+    except ProcessLookupError:
+        pass
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -110,6 +125,9 @@ def start_superlink(
         stdout=log,
         stderr=subprocess.STDOUT,
         env=environment,
+        # Its own process group, so that stop() also reaches the SuperExec
+        # processes it starts.
+        start_new_session=True,
     )
     link = SuperLink(directory, port, process, {})
     try:

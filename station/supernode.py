@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -38,6 +39,13 @@ def _die_with_parent() -> None:
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _signal_group(process: subprocess.Popen[bytes], number: int) -> None:
+    try:
+        os.killpg(process.pid, number)
+    except ProcessLookupError:
+        pass
 
 
 def supernode_command(config: StationConfig, config_path: Path, port: int) -> list[str]:
@@ -94,6 +102,9 @@ class SuperNodeSupervisor:
                 stderr=subprocess.STDOUT,
                 env=flower.flower_environment(self.folder / "home"),
                 preexec_fn=_die_with_parent,
+                # Its own process group, so that stop() also reaches the
+                # ClientApp processes it starts.
+                start_new_session=True,
             )
         finally:
             log.close()
@@ -133,16 +144,23 @@ class SuperNodeSupervisor:
             delay = min(delay * 2, RESTART_MAX_SECONDS)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the SuperNode: SIGTERM, then SIGKILL after `timeout` seconds."""
+        """Stop the SuperNode and its ClientApp processes.
+
+        Sends SIGTERM to the SuperNode's process group, then SIGKILL after
+        `timeout` seconds.
+        """
         self.stopping.set()
         process = self.process
         if process is not None and process.poll() is None:
-            process.terminate()
+            _signal_group(process, signal.SIGTERM)
             try:
                 process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                process.kill()
+                _signal_group(process, signal.SIGKILL)
                 process.wait()
             logger.info("SuperNode stopped")
+        if process is not None:
+            # ClientApp processes outlive a SuperNode that exited by itself.
+            _signal_group(process, signal.SIGTERM)
         if self.thread.is_alive():
             self.thread.join(timeout=timeout)

@@ -19,7 +19,13 @@ from playwright.sync_api import Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from linksight_kernel import Client
-from linksight_kernel.config import ENV_HUB_URL, ENV_TOKEN, read_config
+from linksight_kernel.config import (
+    ENV_CONFIG,
+    ENV_HUB_URL,
+    ENV_TOKEN,
+    read_config,
+    write_config,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
@@ -51,9 +57,19 @@ def lab(playground, kim_token, tmp_path_factory):
     """JupyterLab connected to the playground's hub as kim."""
     root = tmp_path_factory.mktemp("lab")
     (root / "panel.ipynb").write_text(json.dumps(EMPTY_NOTEBOOK))
+    # Without a default the panel opens the first collaboration by name,
+    # heart-study; these tests use the lung data.
+    config_path = root / "kim.toml"
+    write_config(
+        config_path, playground.network.hub_url, kim_token, collaboration="lung-study"
+    )
     running = start_jupyter(
         root,
-        {ENV_HUB_URL: playground.network.hub_url, ENV_TOKEN: kim_token},
+        {
+            ENV_HUB_URL: playground.network.hub_url,
+            ENV_TOKEN: kim_token,
+            ENV_CONFIG: str(config_path),
+        },
         app="jupyterlab",
     )
     yield running
