@@ -98,7 +98,8 @@ def _rows(
     columns = list(layout.group_by)
     for aggregate in task.query.aggregates:
         columns.append(aggregate.label)
-        if aggregate.column is not None:
+        # A count of a column is its own n.
+        if aggregate.column is not None and aggregate.func != "count":
             columns.append(f"{aggregate.label}.n")
     rows: list[dict[str, Any]] = [
         layout.cell_labels(c) for c in range(len(layout.cells))

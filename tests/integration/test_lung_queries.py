@@ -49,7 +49,7 @@ def test_query_equals_pooled_pandas(lung_network, name):
 
 def test_query_sum_and_filter_in_list(lung_network):
     query = (
-        "SELECT count(*), sum(meal.cal), var(wt.loss) FROM lung "
+        "SELECT count(*), sum(meal.cal), var(wt.loss), count(wt.loss) FROM lung "
         "WHERE status == 2 and ph.ecog IN (0, 1) GROUP BY sex"
     )
     _, result = _run(lung_network, query)
@@ -62,6 +62,8 @@ def test_query_sum_and_filter_in_list(lung_network):
         assert row["count(*)"] == len(group)
         assert row["sum(meal.cal)"] == pytest.approx(group["meal.cal"].sum(), abs=1e-6)
         assert row["sum(meal.cal).n"] == group["meal.cal"].count()
+        assert row["count(wt.loss)"] == group["wt.loss"].count()
+        assert "count(wt.loss).n" not in result["columns"]
         assert row["var(wt.loss)"] == pytest.approx(
             group["wt.loss"].astype(float).var(), abs=1e-6
         )
