@@ -103,23 +103,35 @@ def test_join_ols_matches_statsmodels(vertical_network, split):
         assert row["std_err"] == pytest.approx(pooled.bse[term], rel=1e-4)
 
 
-def test_join_small_cell_blocked(vertical_network):
-    # Few persons under 35 are in all three datasets: some cell is under 10.
+def test_join_crosstab_small_cells_blocked(vertical_network, split):
+    # A crosstab of the hospital's columns, filtered on the insurer's: few
+    # persons with severe disease are women, or have other than asymptomatic
+    # chest pain, so some cells hold fewer than 10 persons.
     query = (
-        "SELECT count(*) FROM hospital JOIN gp USING (person_id) "
-        "JOIN insurer USING (person_id) WHERE age < 35 GROUP BY cp"
+        "SELECT crosstab(sex, cp) FROM hospital JOIN gp USING (person_id) "
+        "JOIN insurer USING (person_id) WHERE num > 2"
     )
 
     request, result = _run(vertical_network, query)
 
+    merged = split["hospital"].merge(split["gp"], on="person_id", how="inner")
+    merged = merged.merge(split["insurer"], on="person_id", how="inner")
+    chosen = merged[merged["num"] > 2]
+    counts = pd.crosstab(chosen["sex"], chosen["cp"])
+    small = set()
+    for sex in ("Female", "Male"):
+        for cp in ("typical angina", "atypical angina", "non-anginal", "asymptomatic"):
+            count = counts.loc[sex, cp] if cp in counts.columns else 0
+            if count < 10:
+                small.add((sex, cp))
     failed = [check for check in result["checks"] if not check["passed"]]
     assert request["state"] == "blocked_by_disclosure_control", request
     assert result["status"] == "blocked"
     assert result["rows"] == []
     assert result["blocked"]["rule"] == "min_count"
     assert "rule min_count" in result["blocked"]["message"]
-    assert failed
-    assert all(check["rule"] == "min_count" for check in failed)
+    assert {(c["cell"]["sex"], c["cell"]["cp"]) for c in failed} == small
+    assert all(check["statistic"] == "count(*)" for check in failed)
 
 
 def test_join_or_across_datasets_rejected(vertical_network):
