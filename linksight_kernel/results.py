@@ -238,10 +238,18 @@ class Result:
     def _summary(self) -> str:
         checks = self.checks
         passed = int(checks["passed"].sum())
+        outcome = f"{passed} of {len(checks)} disclosure checks passed"
+        # A released result with failed checks had figures suppressed, such as
+        # an overlap query's counts of invalid identifiers under min_count.
+        suppressed = len(checks) - passed
+        if self.released and suppressed:
+            outcome += (
+                f", and the {suppressed} figure(s) that failed are suppressed "
+                "(shown as missing)"
+            )
         return (
             f"request {self.request_id} in {self.collaboration}: {self.status}; "
-            f"{passed} of {len(checks)} disclosure checks passed; "
-            f"{self.audit_reference}"
+            f"{outcome}; {self.audit_reference}"
         )
 
     def _training_summary(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from linksight.network import covid_schema_path, covid_waiting_lists
 from linksight.overlap_reference import compare_overlap, pooled_overlap
 from linksight.schema import load_schema
+from linksight_kernel.results import Result
 from station.config import load_config
 from station.ledger import StationLedger
 
@@ -55,6 +56,10 @@ def test_two_largest_clinics_match_pooled(waiting_list_network):
     # No identifier is invalid, and a count below 10 is suppressed.
     invalid = [r for r in result["rows"] if r["measure"] == "invalid"]
     assert [row["persons"] for row in invalid] == [None, None]
+    summary = repr(Result.from_json(waiting_list_network.result(request["id"]), ""))
+    assert "and the 2 figure(s) that failed are suppressed (shown as missing)" in (
+        summary
+    )
 
 
 def test_grouped_by_gender_matches_pooled(waiting_list_network):
