@@ -80,13 +80,27 @@ class DemoStewards:
         self.thread.join(timeout=10)
 
     def _run(self) -> None:
+        # One warning per outage of the hub, not one per steward and poll.
+        failing = False
         with httpx.Client(base_url=self.network.hub_url, timeout=10) as http:
             while not self.stopped.wait(0.3):
                 for station in self.network.stations:
                     try:
                         self._approve_due(http, station.steward_token)
                     except httpx.HTTPError as exc:
-                        logger.warning("demo steward %s: %s", station.steward, exc)
+                        if not failing and not self.stopped.is_set():
+                            logger.warning(
+                                "demo stewards cannot reach the hub at %s (%s); "
+                                "they try again every 0.3 s",
+                                self.network.hub_url,
+                                exc,
+                            )
+                        failing = True
+                        break
+                else:
+                    if failing:
+                        logger.info("demo stewards reach the hub again")
+                    failing = False
 
     def _approve_due(self, http: httpx.Client, token: str) -> None:
         headers = {"Authorization": f"Bearer {token}"}
@@ -234,6 +248,9 @@ class Playground:
 
     def stop(self) -> None:
         """Stop JupyterLab, the dashboard, the demo stewards and the network."""
+        # The stewards first, so that they do not poll a hub that is stopping.
+        if self.stewards is not None:
+            self.stewards.stop()
         if self.dashboard is not None:
             self.dashboard.stop()
         if self.lab is not None and self.lab.poll() is None:
@@ -243,8 +260,6 @@ class Playground:
             except subprocess.TimeoutExpired:
                 os.killpg(self.lab.pid, signal.SIGKILL)
                 self.lab.wait()
-        if self.stewards is not None:
-            self.stewards.stop()
         self.network.stop()
         if self.superlink is not None:
             self.superlink.stop()

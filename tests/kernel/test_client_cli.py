@@ -179,7 +179,6 @@ def test_playground_stops_when_its_hub_exits(tmp_path):
             "playground",
             "--no-lab",
             "--no-dashboard",
-            "--no-auto-approve",
             "--state-dir",
             str(tmp_path),
         ],
@@ -207,5 +206,8 @@ def test_playground_stops_when_its_hub_exits(tmp_path):
 
     assert process.returncode == 1
     assert "the hub exited with status -9" in output
+    # The demo stewards warn once about the lost hub, not once per poll.
+    assert output.count("demo stewards cannot reach the hub") <= 1
+    assert output.count("Connection refused") <= 1
     assert "hub.log" in output
     assert [c.pid for c in children if c.is_running()] == []
