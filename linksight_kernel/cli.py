@@ -252,8 +252,11 @@ def playground(
         int, typer.Option(help="The dashboard's port (0: any free).")
     ] = 0,
 ) -> None:
-    """Start a hub, three stations with the lung data, JupyterLab and the
-    stewards' dashboard on 127.0.0.1.
+    """Start a hub, example stations, JupyterLab and the dashboard on 127.0.0.1.
+
+    Three stations hold the lung data and the waiting lists, four more the
+    heart study, with a Flower SuperLink for training; JupyterLab opens the
+    example notebooks and the stewards' dashboard runs beside it.
 
     Ctrl-C stops every process it started. The state directory is deleted
     afterwards unless it was given with --state-dir.
