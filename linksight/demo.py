@@ -270,7 +270,13 @@ def run_demo(json_output: bool = False, keep: bool = False) -> int:
     root = Path(tempfile.mkdtemp(prefix="linksight-demo-"))
     network = LocalNetwork(root)
     try:
-        _progress(f"state and logs in {root}")
+        if keep:
+            _progress(f"state and logs in {root}")
+        else:
+            _progress(
+                f"state and logs in {root}, deleted at the end unless the demo "
+                "fails (--keep keeps them)"
+            )
         network.start_hub()
         _progress(f"hub running on {network.hub_url}")
         network.set_up_lung_study()

@@ -27,6 +27,7 @@ def test_demo_json_matches_pooled():
     document = json.loads(completed.stdout)
     by_name = {q["name"]: q for q in document["queries"]}
     assert completed.returncode == 0, completed.stderr
+    assert "deleted at the end unless the demo fails" in completed.stderr
     assert len(document["queries"]) >= 5
     assert by_name["sex by ECOG score"]["status"] == "blocked"
     assert by_name["sex by ECOG score"]["rule"] == "min_count"
