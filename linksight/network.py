@@ -183,10 +183,14 @@ def vertical_heart_split(frame: pd.DataFrame | None = None) -> dict[str, pd.Data
         share,
         seed,
     ) in VERTICAL_DATASETS.items():
-        rng = np.random.default_rng(seed)
-        part = frame[["person_id", *columns]].sample(frac=share, random_state=rng)
-        split[dataset] = part.reset_index(drop=True)
+        split[dataset] = sample_persons(frame[["person_id", *columns]], share, seed)
     return split
+
+
+def sample_persons(frame: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
+    """Return a random `share` of the rows of `frame`, drawn reproducibly by `seed`."""
+    rng = np.random.default_rng(seed)
+    return frame.sample(frac=share, random_state=rng).reset_index(drop=True)
 
 
 def vertical_schema_path(dataset: str) -> Path:

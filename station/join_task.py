@@ -407,7 +407,8 @@ def _aggregate_rows(
     columns = list(group_by)
     for aggregate in spec.aggregates:
         columns.append(aggregate.label)
-        if aggregate.column is not None:
+        # A count of a column is its own n.
+        if aggregate.column is not None and aggregate.func != "count":
             columns.append(f"{aggregate.label}.n")
     rows = []
     for cell in output["values"]:
@@ -417,9 +418,11 @@ def _aggregate_rows(
                 row[aggregate.label] = cell["count"]
                 continue
             n = cell[f"count({aggregate.column})"]
+            if aggregate.func == "count":
+                row[aggregate.label] = n
+                continue
             mean = cell[f"mean({aggregate.column})"]
             value = {
-                "count": n,
                 "sum": mean * n,
                 "mean": mean,
                 "var": cell[f"var({aggregate.column})"],

@@ -53,7 +53,8 @@ def _run(network: LocalNetwork, query: str) -> tuple[dict, dict]:
 def test_join_counts_means_match_pandas(vertical_network, split):
     # A filter on the hospital's and the insurer's columns, a mean from the gp.
     query = (
-        "SELECT count(*), mean(chol), var(chol), mean(thalch) FROM hospital "
+        "SELECT count(*), mean(chol), var(chol), mean(thalch), count(thalch) "
+        "FROM hospital "
         "JOIN gp USING (person_id) JOIN insurer USING (person_id) "
         "WHERE age > 50 AND num > 0 GROUP BY sex"
     )
@@ -77,6 +78,8 @@ def test_join_counts_means_match_pandas(vertical_network, split):
         assert row["mean(chol)"] == pytest.approx(chol.mean(), rel=1e-6)
         assert row["var(chol)"] == pytest.approx(chol.var(), rel=1e-6)
         assert row["mean(thalch)"] == pytest.approx(group["thalch"].mean(), rel=1e-6)
+        assert row["count(thalch)"] == group["thalch"].count()
+    assert "count(thalch).n" not in result["columns"]
 
 
 def test_join_ols_matches_statsmodels(vertical_network, split):

@@ -16,7 +16,7 @@ import pytest
 import statsmodels.formula.api as smf
 from mpc_parties import loopback_parties, run_parties
 
-from linksight.network import heart_data
+from linksight.network import heart_data, sample_persons
 from station import ristretto
 from station.regression import fixed_point_size
 from station.secure_join import JoinRun, align_lists, random_permutation
@@ -33,8 +33,8 @@ def heart() -> pd.DataFrame:
 
 
 def _subset(frame: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    return frame.sample(frac=share, random_state=rng).reset_index(drop=True)
+    # The vertical study network draws its datasets the same way.
+    return sample_persons(frame, share, seed)
 
 
 def _hospital(frame: pd.DataFrame) -> dict[str, Any]:
