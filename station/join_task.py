@@ -130,11 +130,11 @@ def plan_join(task: TaskSpec) -> JoinPlan:
 
     means = []
     for aggregate in spec.aggregates:
-        column = aggregate.column
-        if column is None:
+        value = aggregate.column
+        if value is None:
             continue
-        owner_of(column).add_value(column, _scale(task, spec.sources[column], column))
-        entry = {"value": column, "present": f"{column}:present"}
+        owner_of(value).add_value(value, _scale(task, spec.sources[value], value))
+        entry = {"value": value, "present": f"{value}:present"}
         if entry not in means:
             means.append(entry)
 
