@@ -46,7 +46,7 @@ def summary_line(request: Request, seconds: float | None) -> str:
 
     `seconds` is None when the request had ended before it was followed.
     """
-    line = f"request {request.id}: {request.state}"
+    line = f"request {request.id}: {request.state.replace('_', ' ')}"
     if seconds is not None:
         line += f" after {seconds:.1f} s"
     if request.approved_by:

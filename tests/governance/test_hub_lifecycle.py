@@ -47,7 +47,7 @@ def test_request_full_life_cycle(network: Network) -> None:
     assert task["requester_organisation"] == "Research Institute"
     assert task["requester_key"] == encode_key(network.scientist_key.public_key)
     assert task["disclosure"]["min_count"] == 10
-    assert task["mpc_timeout_seconds"] == 120.0
+    assert task["mpc_timeout_seconds"] == 290.0
     assert task["query"]["dataset"] == "lung"
 
     # Station events: running after the first start, completed after all.
