@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import re
 import sys
 import tempfile
 import time
@@ -38,6 +36,7 @@ from typing import Any
 import flwr
 import numpy as np
 import statsmodels.api as sm
+from benchmark_docs import machine, write_section
 
 from linksight.flower_network import start_superlink
 from linksight.network import LocalNetwork, lung_data
@@ -47,26 +46,9 @@ from station.supernode import SuperNodeSupervisor
 from station.training import TaskFolder
 from station.training_run import launch_run
 
-START_MARK = "<!-- flower-rounds:start -->"
-END_MARK = "<!-- flower-rounds:end -->"
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 FORMULA = "status ~ age + C(sex) + ph.karno"
 # statsmodels names of the formula's design columns, in the platform's order.
 POOLED_NAMES = ["Intercept", "age", "C(sex)[T.2]", "ph.karno"]
-
-
-def machine() -> str:
-    """Describe the CPU, cores and Python of this machine."""
-    model = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        match = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
-        if match:
-            model = match.group(1).strip()
-    return (
-        f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"Flower {flwr.__version__}"
-    )
 
 
 def pooled_coefficients() -> dict[str, float]:
@@ -168,11 +150,10 @@ def render(rows: list[dict[str, Any]], rounds: int, load: float) -> str:
     """Return the markdown section of this benchmark."""
     date = datetime.now(UTC).strftime("%Y-%m-%d")
     lines = [
-        START_MARK,
         "## Federated training rounds: SecAgg+ and plain, beside bare Flower",
         "",
         f"Command: `python benchmarks/flower_rounds.py --rounds {rounds}`",
-        f"Machine: {machine()}",
+        f"Machine: {machine(f'Flower {flwr.__version__}')}",
         f"Date: {date}",
         f"Load average (1 min) when the run started: {load:.1f}; other work on",
         "the machine shares its two cores, so an idle machine gives lower times.",
@@ -208,22 +189,8 @@ def render(rows: list[dict[str, Any]], rounds: int, load: float) -> str:
         "The coefficient differences are those of "
         f"{rounds} Newton steps from zero against the converged maximum-likelihood",
         "fit; they shrink with more rounds.",
-        "",
-        END_MARK,
     ]
     return "\n".join(lines) + "\n"
-
-
-def write_docs(section: str) -> None:
-    """Replace this benchmark's section of docs/benchmarks.md, or append it."""
-    text = DOCS.read_text()
-    if START_MARK in text and END_MARK in text:
-        before = text[: text.index(START_MARK)]
-        after = text[text.index(END_MARK) + len(END_MARK) :].lstrip("\n")
-        text = before + section + ("\n" + after if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.write_text(text)
 
 
 def main() -> None:
@@ -275,7 +242,7 @@ def main() -> None:
     section = render(rows, arguments.rounds, load)
     print(section)
     if not arguments.no_write:
-        write_docs(section)
+        write_section("flower-rounds", section)
 
 
 def _row(name: str, run: dict[str, Any], pooled: dict[str, float]) -> dict[str, Any]:

@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -35,13 +33,11 @@ import mpyc
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
+from benchmark_docs import machine, write_section
 
 from linksight.network import free_port
 from station.regression import fixed_point_size
 
-START_MARK = "<!-- vertical-ols:start -->"
-END_MARK = "<!-- vertical-ols:end -->"
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 COVARIATES = ["x1", "x2", "x3", "x4", "x5"]
 # The columns of each station. SCALE is every column's declared maximum
 # absolute value, which the synthetic values stay below.
@@ -52,20 +48,6 @@ STATIONS = {
 }
 SCALE = 100.0
 TOLERANCE = 1e-4
-
-
-def machine() -> str:
-    """Describe the CPU, cores and Python of this machine."""
-    model = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        match = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text())
-        if match:
-            model = match.group(1).strip()
-    return (
-        f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"MPyC {mpyc.__version__}"
-    )
 
 
 def make_population(rows: int, seed: int = 2026) -> pd.DataFrame:
@@ -200,19 +182,6 @@ def check(output: dict[str, Any], fit: Any) -> float:
     return difference
 
 
-def write_section(text: str) -> None:
-    """Replace this script's section of docs/benchmarks.md with `text`."""
-    current = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    section = f"{START_MARK}\n{text}\n{END_MARK}"
-    if START_MARK in current and END_MARK in current:
-        before = current.split(START_MARK)[0]
-        after = current.split(END_MARK, 1)[1]
-        current = before + section + after
-    else:
-        current = current.rstrip("\n") + "\n\n" + section + "\n"
-    DOCS.write_text(current)
-
-
 def main() -> None:
     """Run the benchmark, print it, and record it in docs/benchmarks.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -267,7 +236,7 @@ def main() -> None:
     text = f"""## Vertical join: OLS with 5 covariates over 3 stations
 
 Command: `{command}`
-Machine: {machine()}
+Machine: {machine(f"MPyC {mpyc.__version__}")}
 Date: {datetime.now(UTC).date().isoformat()}
 Load average (1 min) when the run started: {load:.1f}; other work on
 the machine shares its two cores, so an idle machine gives lower times.
@@ -285,7 +254,7 @@ summed CPU time.
 {table}
 """
     print(text)
-    write_section(text)
+    write_section("vertical-ols", text)
 
 
 if __name__ == "__main__":
