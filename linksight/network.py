@@ -496,14 +496,24 @@ class LocalNetwork:
     def set_up_vertical_study(self, min_count: int = 10) -> None:
         """Set up the vertical heart study: one dataset per station, joined on a key.
 
-        Call on a network with a started hub and no other study, then
-        :meth:`start_stations`. The stations hospital, gp and insurer import
-        the datasets of :func:`vertical_heart_split` (the gp's export writes
-        the keys in lower case, which its schema normalises), in
-        collaboration ``vertical-study``, which becomes ``self.collaboration``.
+        Call on a network with a started hub, then :meth:`start_stations`.
+        The stations hospital, gp and insurer import the datasets of
+        :func:`vertical_heart_split` (the gp's export writes the keys in
+        lower case, which its schema normalises), in collaboration
+        ``vertical-study``. On a network with no other study,
+        ``self.collaboration`` becomes that collaboration. After another
+        study, as in the playground, the same scientist joins it and it is
+        added to ``other_collaborations``.
         """
-        self.collaboration = "vertical-study"
-        research = self._create_scientist()
+        collaboration = "vertical-study"
+        if self.stations:
+            research = self.call("GET", "/users/me", self.scientist_token)[
+                "organisation"
+            ]
+            self.other_collaborations.append(collaboration)
+        else:
+            self.collaboration = collaboration
+            research = self._create_scientist()
         organisations = []
         for dataset, part in vertical_heart_split().items():
             station_name, organisation = VERTICAL_DATASETS[dataset][:2]
@@ -516,6 +526,7 @@ class LocalNetwork:
                 dataset,
                 vertical_schema_path(dataset),
                 lambda path, part=part: part.to_csv(path, index=False),
+                collaboration,
             )
             organisations.append(organisation)
         self.call(
@@ -523,7 +534,7 @@ class LocalNetwork:
             "/collaborations",
             self.admin_token,
             json={
-                "name": self.collaboration,
+                "name": collaboration,
                 "members": [*organisations, research],
                 "rules": {"min_count": min_count},
             },

@@ -283,6 +283,7 @@ def start_playground(
         network.set_up_lung_study()
         network.set_up_waiting_lists()
         network.set_up_heart_study()
+        network.set_up_vertical_study()
         superlink = start_superlink(network, stations=list(HEART_STATIONS))
         kim = network.call(
             "POST",

@@ -45,6 +45,7 @@ def test_collaborations_listed(client):
     assert frame["collaboration"].tolist() == [
         "heart-study",
         "lung-study",
+        "vertical-study",
         "waiting-lists",
     ]
 

@@ -30,6 +30,7 @@ def test_every_analysis_has_notebook():
         "federated_training.ipynb",
         "regression.ipynb",
         "survival.ipynb",
+        "vertical_join.ipynb",
         "waiting_list.ipynb",
     ]
 

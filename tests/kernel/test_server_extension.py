@@ -74,7 +74,7 @@ def test_collaborations_listed(server):
 
     names = [c["name"] for c in json_of(response)]
     assert response.status_code == 200
-    assert names == ["heart-study", "lung-study", "waiting-lists"]
+    assert names == ["heart-study", "lung-study", "vertical-study", "waiting-lists"]
 
 
 def test_datasets_have_types_and_uses(server):
