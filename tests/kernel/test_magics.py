@@ -47,7 +47,8 @@ def test_connect_prints_identity(shell, capsys, playground):
     out = capsys.readouterr().out
     assert out == (
         f"connected to {playground.network.hub_url} as sam of Research Institute "
-        "(scientist); collaborations: heart-study, lung-study, vertical-study, waiting-lists\n"
+        "(scientist); collaborations: heart-study, lung-study, vertical-study, "
+        "waiting-lists\n"
     )
 
 

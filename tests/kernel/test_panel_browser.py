@@ -119,7 +119,9 @@ def test_panel_shows_connection(page, playground):
 def test_panel_lists_collaborations(page):
     options = page.locator(".lks-collaboration-select option")
 
-    expect(options).to_have_text(["heart-study", "lung-study", "vertical-study", "waiting-lists"])
+    expect(options).to_have_text(
+        ["heart-study", "lung-study", "vertical-study", "waiting-lists"]
+    )
     expect(page.locator(".lks-collaboration-select")).to_have_value("lung-study")
 
 
