@@ -93,10 +93,11 @@ def dashboard(
         )
     except LinksightError as exc:
         raise _fail(str(exc)) from exc
-    typer.echo(f"stewards' dashboard, signed in as {me['name']}: {server.url}")
-    typer.echo(f"Voila's log: {log_path}; press Ctrl-C to stop")
-    sys.stdout.flush()
     try:
+        # Inside the try: a Ctrl-C right after the URL appears stops in order.
+        typer.echo(f"Voila's log: {log_path}; press Ctrl-C to stop")
+        typer.echo(f"stewards' dashboard, signed in as {me['name']}: {server.url}")
+        sys.stdout.flush()
         while server.process.poll() is None:
             time.sleep(0.5)
         raise _fail(
