@@ -1,4 +1,4 @@
-"""What every benchmark script shares: the machine line and docs/benchmarks.md.
+"""Shared parts of the benchmark scripts: the machine line and docs/benchmarks.md.
 
 Each script owns one section of docs/benchmarks.md between two HTML
 comments named after it, such as ``<!-- hub-load:start -->``, and replaces

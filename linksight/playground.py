@@ -1,15 +1,18 @@
-"""`linksight playground`: a hub, seven stations, a Flower SuperLink,
+"""`linksight playground`: a hub, ten stations, a Flower SuperLink,
 JupyterLab and the stewards' dashboard on 127.0.0.1.
 
 The playground starts the network of :mod:`linksight.network` with the
 NCCTG lung data and, in collaboration ``waiting-lists``, one clinic's COVID
 tests per station, and the UCI heart disease study (collaboration
 ``heart-study``, four more stations) with a Flower SuperLink for federated
-training, whose SuperNodes only the heart stations run. It writes a client
-config file with the scientist's token and the stewards' tokens as profiles
-(mode 0600), copies the example notebooks into its state directory, and
-starts JupyterLab there with LINKSIGHT_CONFIG pointing at the config, so
-``%linksight connect`` needs no argument.
+training, whose SuperNodes only the heart stations run, and the vertical
+study (collaboration ``vertical-study``: a hospital, a general practice and
+an insurer with different columns about partly the same persons, three more
+stations). It writes a client config file with the scientist's token and
+the stewards' tokens as profiles (mode 0600), copies the example notebooks
+into its state directory, and starts JupyterLab there with
+LINKSIGHT_CONFIG pointing at the config, so ``%linksight connect`` needs no
+argument.
 
 Demo stewards approve the requests of the scientist ``sam`` after a short
 delay, so that a query cell shows the wait for approval and then runs. The

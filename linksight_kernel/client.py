@@ -251,7 +251,7 @@ class Client:
     ) -> ConfigError:
         kind = response.headers.get("content-type", "unknown").split(";")[0]
         return ConfigError(
-            f"the server at {self.hub_url} is not a Linksight hub: it answered "
+            f"the server at {self.hub_url} is not a Linksight hub: it responded to "
             f"{method} {path} with HTTP {response.status_code} and a {kind} "
             f"page instead of JSON; check the hub URL ({ENV_HUB_URL} or hub_url "
             "in the config file)"
