@@ -460,14 +460,7 @@ class LocalNetwork:
         same scientist joins it and it is added to ``other_collaborations``.
         """
         collaboration = "heart-study"
-        if self.stations:
-            research = self.call("GET", "/users/me", self.scientist_token)[
-                "organisation"
-            ]
-            self.other_collaborations.append(collaboration)
-        else:
-            self.collaboration = collaboration
-            research = self._create_scientist()
+        research = self._research_organisation(collaboration)
         frame = heart_data()
         hospitals = []
         for station_name, (hospital, organisation) in HEART_STATIONS.items():
@@ -506,14 +499,7 @@ class LocalNetwork:
         added to ``other_collaborations``.
         """
         collaboration = "vertical-study"
-        if self.stations:
-            research = self.call("GET", "/users/me", self.scientist_token)[
-                "organisation"
-            ]
-            self.other_collaborations.append(collaboration)
-        else:
-            self.collaboration = collaboration
-            research = self._create_scientist()
+        research = self._research_organisation(collaboration)
         organisations = []
         for dataset, part in vertical_heart_split().items():
             station_name, organisation = VERTICAL_DATASETS[dataset][:2]
@@ -539,6 +525,20 @@ class LocalNetwork:
                 "rules": {"min_count": min_count},
             },
         )
+
+    def _research_organisation(self, collaboration: str) -> str:
+        """Return the scientist's organisation for a new study's `collaboration`.
+
+        The first study of the network creates the scientist and becomes
+        ``self.collaboration``; a later one is added to
+        ``other_collaborations`` for the same scientist.
+        """
+        if not self.stations:
+            self.collaboration = collaboration
+            return self._create_scientist()
+        self.other_collaborations.append(collaboration)
+        me = self.call("GET", "/users/me", self.scientist_token)
+        return str(me["organisation"])
 
     def _create_scientist(self) -> str:
         """Create the research organisation and its scientist; return its name."""
