@@ -156,7 +156,7 @@ def heart_data() -> pd.DataFrame:
 
 
 # Dataset of the vertical heart study: its station, organisation, columns,
-# and the share of the persons it holds with the seed that draws them.
+# and the share of the persons it contains with the seed that draws them.
 VERTICAL_DATASETS = {
     "hospital": ("hospital", "Hospital", ["age", "sex", "cp"], 0.85, 1),
     "gp": ("gp", "General Practice", ["trestbps", "chol"], 0.85, 2),
@@ -824,8 +824,8 @@ collaborations = ["{collaboration}"]
         """Approve a request as the steward of every organisation it touches.
 
         Stewards of organisations with no station in the request's
-        collaboration, which the hub answers with 403 ``not_touched``, are
-        skipped.
+        collaboration are skipped, because the hub rejects their approval
+        with 403 ``not_touched``.
         """
         request: dict[str, Any] = {}
         for station in self.stations:

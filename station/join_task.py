@@ -4,10 +4,11 @@ Every party lays out the same public column names from the query and the
 joined datasets' schemas in the task. Each dataset gets its filter column,
 one 0/1 column per level of its GROUP BY and C() columns, and a 0/1 column
 per condition term. Each numeric column gets its value, divided by the
-declared maximum absolute value, and a 0/1 presence column. An owner fills these columns
-from its Parquet file, with its keys normalised by the schema's rules;
-invalid keys, and keys that occur more than once, are dropped. A party that
-holds none of the joined datasets takes part as a helper, with no rows.
+declared maximum absolute value, and a 0/1 presence column. An owner fills
+these columns from its Parquet file, with its keys normalised by the
+schema's rules. It drops invalid keys and keys that occur more than once.
+A party that has none of the joined datasets takes part as a helper, with
+no rows.
 The protocol itself is :mod:`station.secure_join`.
 """
 

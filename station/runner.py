@@ -329,8 +329,9 @@ class TaskRunner:
         self._check_local_policy(task)
         if task.join is None:
             raise TaskRefused(
-                "the task joins datasets but does not say which station holds "
-                "each; the hub must name them in the task's join placement"
+                "invalid task: it joins datasets but its join placement is "
+                "missing, so the station of each dataset is unknown; the hub "
+                "must name them in the task's join placement"
             )
         names = [party.station for party in task.parties]
         rules = CollaborationRules(

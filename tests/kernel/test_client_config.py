@@ -229,7 +229,7 @@ def test_invalid_hub_url_rejected(clean_environment, url):
 
 
 class _WebPage(BaseHTTPRequestHandler):
-    """Answers every request with an HTML page, as a web server that is not a hub."""
+    """A request handler that returns HTML, as a web server that is not a hub."""
 
     def do_GET(self):  # noqa: N802 - the name http.server calls
         body = b"<html><body><h1>404: Not Found</h1></body></html>"
