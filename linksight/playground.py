@@ -149,6 +149,8 @@ class Playground:
     dashboard: DashboardServer | None = None
     notebooks_dir: Path = field(default_factory=Path)
     superlink: SuperLink | None = None
+    # Names of the stations whose exit was already reported.
+    stopped_stations: set[str] = field(default_factory=set)
 
     def environment(self) -> dict[str, str]:
         """Return the environment for a process that should find the playground."""
@@ -225,16 +227,15 @@ class Playground:
         return self.dashboard
 
     def exited(self) -> str | None:
-        """Describe the first of the playground's processes that has exited, if any.
+        """Describe the first shared process of the playground that has exited.
 
-        The message names the process, its exit status and its log file.
+        The shared processes are the hub, JupyterLab, the SuperLink and the
+        dashboard, without which the playground cannot serve; a station is
+        not one of them (see :meth:`report_stopped_stations`). The message
+        names the process, its exit status and its log file.
         """
         logs = self.root / "logs"
         processes = [("the hub", self.network.hub_process, logs / "hub.log")]
-        processes += [
-            (f"station {s.name}", s.process, logs / f"{s.name}.log")
-            for s in self.network.stations
-        ]
         processes.append(("JupyterLab", self.lab, logs / "jupyterlab.log"))
         if self.superlink is not None:
             processes.append(
@@ -248,6 +249,39 @@ class Playground:
             if process is not None and process.poll() is not None:
                 return f"{name} exited with status {process.returncode}; see {log}"
         return None
+
+    def report_stopped_stations(self) -> list[str]:
+        """Log a warning for each station daemon that exited since the last call.
+
+        The playground keeps serving without the station, as a real network
+        does when one organisation's server goes down: tasks that involve
+        it fail with the station named, and the others run as before. It is
+        not restarted, because a restart would hide a crash and would undo
+        a station stopped on purpose to try out that failure. The warning
+        names the station, its exit status, its log file and the command
+        that starts it again. Returns the names of the newly exited stations.
+        """
+        stopped = []
+        for station in self.network.stations:
+            process = station.process
+            if station.name in self.stopped_stations or process is None:
+                continue
+            if process.poll() is None:
+                continue
+            self.stopped_stations.add(station.name)
+            stopped.append(station.name)
+            logger.warning(
+                "station %s exited with status %s; see %s. The other processes "
+                "keep serving, and tasks that involve %s fail until it runs "
+                "again. To start it again (it then runs outside the playground, "
+                "so stop it yourself): linksight station serve --config %s",
+                station.name,
+                process.returncode,
+                self.root / "logs" / f"{station.name}.log",
+                station.name,
+                station.config_path,
+            )
+        return stopped
 
     def stop(self) -> None:
         """Stop JupyterLab, the dashboard, the demo stewards and the network."""
@@ -268,6 +302,42 @@ class Playground:
             self.superlink.stop()
 
 
+def check_state_folder(root: Path) -> None:
+    """Check that `root` is missing or empty, as a new playground needs.
+
+    Each start initialises a new hub and registers new stations with new
+    tokens, so the files of an earlier playground cannot be used again.
+
+    Raises
+    ------
+    NetworkError
+        If `root` is not a folder, or contains files; the message says what
+        to pass instead.
+    """
+    if not root.exists():
+        return
+    if not root.is_dir():
+        raise NetworkError(
+            f"the state folder {root} is a file, not a folder; pass --state-dir "
+            "with a new or empty folder"
+        )
+    entries = sorted(entry.name for entry in root.iterdir())
+    if not entries:
+        return
+    listed = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+    if (root / "hub").exists() or (root / "client.toml").exists():
+        found = f"contains an earlier playground ({listed})"
+        keep = " (move its logs/ folder away first if you need the earlier logs)"
+    else:
+        found = f"is not empty (it contains {listed})"
+        keep = ""
+    raise NetworkError(
+        f"the state folder {root} {found}. Each start of the playground sets up "
+        "a new hub and new stations with new tokens, so it needs a new or empty "
+        f"folder: pass --state-dir with another folder, or delete {root}{keep}"
+    )
+
+
 def start_playground(
     root: Path, auto_approve: bool = True, approve_delay: float = 2.0
 ) -> Playground:
@@ -276,9 +346,10 @@ def start_playground(
     Raises
     ------
     NetworkError
-        If a process fails to start; the processes already started are
-        stopped first.
+        If `root` contains files (see :func:`check_state_folder`), or a process
+        fails to start; the processes already started are stopped first.
     """
+    check_state_folder(root)
     network = LocalNetwork(root)
     superlink = None
     try:

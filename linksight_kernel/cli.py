@@ -259,7 +259,10 @@ def playground(
     example notebooks and the stewards' dashboard runs beside it.
 
     Ctrl-C stops every process it started. The state directory is deleted
-    afterwards unless it was given with --state-dir.
+    afterwards unless it was given with --state-dir. A directory given there
+    must be new or empty, because each start sets up a new network. If a
+    station exits, the playground warns and keeps serving without it. If
+    the hub, JupyterLab, the SuperLink or the dashboard exits, it stops.
     """
     import shutil
     import signal
@@ -267,9 +270,14 @@ def playground(
     import time
 
     from linksight.network import NetworkError
-    from linksight.playground import start_playground
+    from linksight.playground import check_state_folder, start_playground
 
     keep = state_dir is not None
+    if state_dir is not None:
+        try:
+            check_state_folder(state_dir)
+        except NetworkError as exc:
+            raise _fail(str(exc), code=2) from exc
     root = state_dir or Path(tempfile.mkdtemp(prefix="linksight-playground-"))
     root.mkdir(parents=True, exist_ok=True)
     # Stop in order on SIGTERM as on Ctrl-C.
@@ -303,6 +311,7 @@ def playground(
         typer.echo("press Ctrl-C to stop every process", err=False)
         sys.stdout.flush()
         while True:
+            running.report_stopped_stations()
             exited = running.exited()
             if exited is not None:
                 keep = True

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -170,7 +172,17 @@ def test_playground_starts_lab_and_stops_all(tmp_path):
     assert alive == []
 
 
-def test_playground_stops_when_its_hub_exits(tmp_path):
+def _read_until(process: subprocess.Popen[str], prefix: str, lines: list[str]) -> None:
+    """Read the playground's output into `lines` up to a line containing `prefix`."""
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line)
+        if prefix in line:
+            return
+    raise AssertionError(f"no line with {prefix!r} in:\n{''.join(lines)}")
+
+
+def test_playground_survives_station_stops_at_hub_exit(tmp_path):
     process = subprocess.Popen(
         [
             sys.executable,
@@ -186,24 +198,50 @@ def test_playground_stops_when_its_hub_exits(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    assert process.stdout is not None
-    lines = []
+    # A playground that stays up when it should stop would block the reads.
+    watchdog = threading.Timer(300, process.kill)
+    watchdog.start()
+    lines: list[str] = []
     try:
-        for line in process.stdout:
-            lines.append(line)
-            if line.startswith("press Ctrl-C"):
-                break
+        _read_until(process, "press Ctrl-C", lines)
         children = psutil.Process(process.pid).children(recursive=True)
+        insurer = next(
+            c for c in children if "insurer/station.toml" in " ".join(c.cmdline())
+        )
+        insurer.kill()
+        _read_until(process, "station insurer exited", lines)
+        # The lung study's stations still run queries.
+        query = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "linksight",
+                "query",
+                "SELECT count(*) FROM lung GROUP BY sex",
+            ],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, LINKSIGHT_CONFIG=str(tmp_path / "client.toml")),
+            timeout=240,
+        )
+        running_after_station = process.poll() is None
         hub = next(
             c for c in children if "hub" in c.cmdline() and "serve" in c.cmdline()
         )
         hub.kill()
         output, _ = process.communicate(timeout=60)
     finally:
+        watchdog.cancel()
         if process.poll() is None:
             process.kill()
             process.wait()
+    output = "".join(lines) + output
 
+    assert running_after_station
+    assert query.returncode == 0, query.stdout + query.stderr
+    assert "station insurer exited with status -9" in output
+    assert str(tmp_path / "logs" / "insurer.log") in output
+    assert f"station serve --config {tmp_path / 'insurer' / 'station.toml'}" in output
     assert process.returncode == 1
     assert "the hub exited with status -9" in output
     # The demo stewards warn once about the lost hub, not once per poll.
@@ -211,3 +249,30 @@ def test_playground_stops_when_its_hub_exits(tmp_path):
     assert output.count("Connection refused") <= 1
     assert "hub.log" in output
     assert [c.pid for c in children if c.is_running()] == []
+
+    again = subprocess.run(
+        [sys.executable, "-m", "linksight", "playground", "--state-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert again.returncode == 2
+    assert f"the state folder {tmp_path} contains an earlier playground" in (
+        again.stderr
+    )
+    assert "pass --state-dir with another folder" in again.stderr
+    assert "starting the hub" not in again.stdout
+
+
+def test_playground_state_folder_not_empty(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    again = subprocess.run(
+        [sys.executable, "-m", "linksight", "playground", "--state-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert again.returncode == 2
+    assert "is not empty (it contains notes.txt)" in again.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt"]
