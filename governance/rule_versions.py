@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -28,7 +27,7 @@ from governance.models import (
     utc_now,
 )
 from governance.principals import Principal
-from linksight.rules import CollaborationRules
+from linksight.rules import RuleChangeError, apply_rule_changes
 
 
 def create_first_version(
@@ -84,7 +83,21 @@ def propose(
     changes: dict[str, Any],
     reason: str,
 ) -> RuleVersion:
-    """Open a proposal of the current rules with `changes` applied."""
+    """Open a proposal of the current rules with `changes` applied.
+
+    The changes are checked before the open proposal, so that a typo is
+    reported as such even while another proposal is open.
+    """
+    try:
+        rules = apply_rule_changes(collaboration.rules, changes)
+    except RuleChangeError as error:
+        raise ApiError(422, "invalid_request", str(error)) from error
+    if rules.model_dump(mode="json") == collaboration.rules:
+        raise ApiError(
+            422,
+            "invalid_request",
+            "the proposal changes nothing; give at least one rule a new value",
+        )
     open_proposal = session.scalar(
         select(RuleVersion)
         .where(RuleVersion.collaboration_id == collaboration.id)
@@ -97,36 +110,6 @@ def propose(
             f"version {open_proposal.version} of the rules of "
             f"{collaboration.name!r} is still a proposal; accept or withdraw it "
             "before proposing another",
-        )
-    unknown = sorted(set(changes) - set(CollaborationRules.model_fields))
-    if unknown:
-        raise ApiError(
-            422,
-            "invalid_request",
-            f"unknown rule(s) {', '.join(unknown)}; rules are: "
-            f"{', '.join(CollaborationRules.model_fields)}",
-        )
-    merged = {**collaboration.rules, **changes}
-    try:
-        rules = CollaborationRules.model_validate(merged)
-    except ValidationError as error:
-        problems = []
-        for problem in error.errors(include_url=False):
-            rule = ".".join(str(part) for part in problem["loc"]) or "rules"
-            value = changes.get(rule, problem.get("input"))
-            problems.append(f"{rule}={value!r}: {problem['msg']}")
-        raise ApiError(
-            422,
-            "invalid_request",
-            f"invalid rules: {'; '.join(problems)}. A list is written as "
-            'JSON, such as allowed_analyses=\'["aggregate", "crosstab"]\'; '
-            "`linksight rules show` lists the current values",
-        ) from error
-    if rules.model_dump(mode="json") == collaboration.rules:
-        raise ApiError(
-            422,
-            "invalid_request",
-            "the proposal changes nothing; give at least one rule a new value",
         )
     latest = session.scalar(
         select(func.max(RuleVersion.version)).where(

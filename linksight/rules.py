@@ -7,9 +7,11 @@ own local policy, which may only be stricter.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from linksight.query import QuerySpec
 from linksight.schema import DatasetSchema
@@ -101,6 +103,84 @@ class CollaborationRules(BaseModel):
     budget_period_days: int = Field(
         default=30, ge=1, description="length of the budget period in days"
     )
+    max_dp_epsilon: float | None = Field(
+        default=None,
+        ge=0.01,
+        le=100,
+        description="differential privacy for federated training: the largest "
+        "dp_epsilon a train(...) request may set, and every train request must "
+        "set one; None lets requests train without differential privacy",
+    )
+
+    @field_validator("allowed_analyses")
+    @classmethod
+    def _check_analyses(cls, analyses: list[str]) -> list[str]:
+        unknown = [name for name in analyses if name not in ANALYSES]
+        if unknown:
+            raise ValueError(
+                f"unknown {_name_list(unknown, ANALYSES, 'analysis', 'analyses')}; "
+                f"the analyses are: {', '.join(ANALYSES)}"
+            )
+        return analyses
+
+
+class RuleChangeError(ValueError):
+    """A rule change names an unknown rule or gives a rule an invalid value."""
+
+
+def _name_list(
+    names: list[str], known: tuple[str, ...] | list[str], singular: str, plural: str
+) -> str:
+    """Describe `names` for an error, each with the closest of `known` if any."""
+    described = []
+    for name in names:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        described.append(f"{name!r}{hint}")
+    return f"{singular if len(names) == 1 else plural} {', '.join(described)}"
+
+
+def apply_rule_changes(
+    current: dict[str, Any], changes: dict[str, Any]
+) -> CollaborationRules:
+    """Return the rules `current` with `changes` applied, after checking both.
+
+    Raises
+    ------
+    RuleChangeError
+        If `changes` is empty, names a rule that does not exist (the
+        message suggests the closest name and lists every rule), or gives a
+        rule an invalid value (the message names the rule, the value and
+        the constraint).
+    """
+    names = list(CollaborationRules.model_fields)
+    if not changes:
+        raise RuleChangeError(
+            "the change names no rule; give at least one RULE=VALUE, with RULE "
+            f"one of: {', '.join(names)}"
+        )
+    unknown = sorted(set(changes) - set(names))
+    if unknown:
+        raise RuleChangeError(
+            f"unknown {_name_list(unknown, names, 'rule', 'rules')}; the rules "
+            f"are: {', '.join(names)}"
+        )
+    try:
+        return CollaborationRules.model_validate({**current, **changes})
+    except ValidationError as error:
+        problems = []
+        for problem in error.errors(include_url=False):
+            rule = str(problem["loc"][0]) if problem["loc"] else "rules"
+            value = changes.get(rule, problem.get("input"))
+            message = problem["msg"]
+            if problem["type"] == "value_error":
+                message = str(problem["ctx"]["error"])
+            problems.append(f"{rule}={value!r}: {message}")
+        raise RuleChangeError(
+            f"invalid rules: {'; '.join(problems)}. A list is written as "
+            'JSON, such as allowed_analyses=\'["aggregate", "crosstab"]\'; '
+            "`linksight rules show` lists the current values"
+        ) from error
 
 
 @dataclass(frozen=True)
@@ -155,7 +235,7 @@ def check_query(
         if violation is not None:
             return violation
     if spec.kind == "train":
-        violation = _check_training(spec, schema)
+        violation = _check_training(spec, schema) or _check_privacy(spec, rules)
         if violation is not None:
             return violation
     for column, uses in sorted(spec.columns_used().items()):
@@ -257,6 +337,29 @@ def _check_training(spec: QuerySpec, schema: DatasetSchema) -> RuleViolation | N
             "approved_models",
             f"linear needs a numeric response, but {spec.model.response!r} has "
             f"type {response.type}; use logistic for a two-level response",
+        )
+    return None
+
+
+def _check_privacy(spec: QuerySpec, rules: CollaborationRules) -> RuleViolation | None:
+    """Check a training request's dp_epsilon against the rule max_dp_epsilon."""
+    assert spec.training is not None
+    limit = rules.max_dp_epsilon
+    epsilon = spec.training.dp_epsilon
+    if limit is None:
+        return None
+    if epsilon is None:
+        return RuleViolation(
+            "max_dp_epsilon",
+            "this collaboration trains models only under differential privacy "
+            f"with dp_epsilon at most {limit:g}; add dp_epsilon = {limit:g} (or "
+            "less) to the train(...) settings",
+        )
+    if epsilon > limit:
+        return RuleViolation(
+            "max_dp_epsilon",
+            f"dp_epsilon = {epsilon:g} is above this collaboration's limit of "
+            f"{limit:g}; set dp_epsilon to {limit:g} or less",
         )
     return None
 

@@ -79,12 +79,38 @@ def test_rule_unknown_or_invalid_rejected(network: Network) -> None:
     invalid = _propose(network, {"min_count": 0})
     unchanged = _propose(network, {"min_count": 10})
     assert unknown.status_code == 422
-    assert "unknown rule(s) min_cont" in unknown.json()["detail"]["message"]
+    assert "unknown rule 'min_cont'" in unknown.json()["detail"]["message"]
     assert invalid.status_code == 422
     assert "min_count=0: " in invalid.json()["detail"]["message"]
     assert "errors.pydantic.dev" not in invalid.json()["detail"]["message"]
     assert unchanged.status_code == 422
     assert "changes nothing" in unchanged.json()["detail"]["message"]
+
+
+def test_rule_typo_reported_before_open_proposal(network: Network) -> None:
+    _propose(network, {"min_count": 12})
+    typo = _propose(network, {"min_cont": 20}, steward="Hospital B")
+    bad_value = _propose(network, {"min_count": "twenty"}, steward="Hospital B")
+    valid = _propose(network, {"min_count": 20}, steward="Hospital B")
+
+    message = typo.json()["detail"]["message"]
+    assert typo.status_code == 422
+    assert "unknown rule 'min_cont' (did you mean 'min_count'?)" in message
+    assert "the rules are: min_count, min_stations," in message
+    assert bad_value.status_code == 422
+    assert "min_count='twenty'" in bad_value.json()["detail"]["message"]
+    assert valid.status_code == 409
+    assert valid.json()["detail"]["code"] == "proposal_open"
+
+
+def test_rule_unknown_analysis_rejected(network: Network) -> None:
+    typo = _propose(network, {"allowed_analyses": ["aggregate", "crostab"]})
+
+    message = typo.json()["detail"]["message"]
+    assert typo.status_code == 422
+    assert "unknown analysis 'crostab' (did you mean 'crosstab'?)" in message
+    assert "the analyses are: aggregate, crosstab, overlap" in message
+    assert "Value error" not in message
 
 
 def test_rule_list_given_as_text_names_json(network: Network) -> None:

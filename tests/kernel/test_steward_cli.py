@@ -222,3 +222,25 @@ def test_rules_propose_malformed_change(playground):
     )
     assert outcome.exit_code == 2
     assert "write RULE=VALUE" in outcome.stderr
+
+
+def test_rules_propose_typo_suggests_rule(playground):
+    outcome = runner.invoke(
+        app,
+        [
+            "rules",
+            "propose",
+            "max_group_level=30",
+            "--reason",
+            "fewer cells",
+            "--collaboration",
+            "waiting-lists",
+            "--profile",
+            "steward-a",
+        ],
+    )
+
+    assert outcome.exit_code == 1
+    assert "unknown rule 'max_group_level'" in outcome.stderr
+    assert "(did you mean 'max_group_levels'?)" in outcome.stderr
+    assert "proposed" not in outcome.stdout
