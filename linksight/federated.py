@@ -41,6 +41,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from linksight import differential_privacy as dp
+from linksight.differential_privacy import PrivacyPlan
+
 FAMILIES = ("logistic", "linear", "mlp")
 # Rows per unit in the vectors summed under secure aggregation.
 SUM_SCALE = 10000.0
@@ -219,11 +222,19 @@ def local_update(
     y: np.ndarray,
     hyper: dict[str, float],
     held_out: tuple[np.ndarray, np.ndarray] | None = None,
+    privacy: PrivacyPlan | None = None,
+    final: bool = False,
+    stations: int = 1,
+    rng: np.random.Generator | None = None,
 ) -> np.ndarray:
     """Return this station's vector for one exchange, before SUM_SCALE.
 
     The model trains on `x`, `y`; `held_out` (x and y of the held-out rows)
-    is only evaluated. The layout is in the module docstring.
+    is only evaluated. The layout is in the module docstring. Under
+    differential privacy (`privacy`), a training exchange releases only the
+    payload and the `final` exchange only the head, and the vector carries
+    this station's share of the noise of `stations` stations
+    (:mod:`linksight.differential_privacy`).
     """
     rows = len(y) + (0 if held_out is None else len(held_out[1]))
     if rows > MAX_STATION_ROWS:
@@ -236,6 +247,27 @@ def local_update(
     if held_out is not None:
         _, test_sums = _metric_sums(family, theta, *held_out, hyper)
     head = np.concatenate([training_sums, test_sums])
+    payload = _payload(family, theta, x, y, mu, hyper, privacy)
+    if privacy is None:
+        return np.concatenate([head, payload])
+    if final:
+        payload = np.zeros_like(payload)
+    else:
+        head = np.zeros_like(head)
+    vector = np.concatenate([head, payload])
+    scales = dp.noise_scales(family, x.shape[1], hyper, privacy, final)
+    if dp.share_margin(vector, scales, stations) > 8 * SUM_SCALE:
+        raise TrainingError(
+            f"the noise for dp_epsilon = {privacy.target_epsilon} over "
+            f"{privacy.exchanges} exchanges could push this station's sums past "
+            "secure aggregation's clipping range; raise dp_epsilon or train fewer "
+            "rounds"
+        )
+    return dp.add_noise_share(vector, scales, stations, rng)
+
+
+def _payload(family, theta, x, y, mu, hyper, privacy) -> np.ndarray:
+    """Return the payload: gradient and Hessian, or the mlp's parameters."""
     n = len(y)
     if family == "mlp":
         local = theta.copy()
@@ -244,12 +276,20 @@ def local_update(
                 local -= hyper["learning_rate"] * _mlp_gradient(
                     local, x, y, int(hyper["hidden"])
                 )
-        return np.concatenate([head, n * local])
+        if privacy is None:
+            return n * local
+        # Under differential privacy the stations' clipped updates are
+        # averaged with equal weights, so that no row count is needed.
+        assert privacy.clipping_norm is not None
+        return dp.clip_update(local - theta, privacy.clipping_norm)
     weights = np.ones(n) if family == "linear" else mu * (1 - mu)
-    gradient = x.T @ (y - mu)
+    residual = y - mu
+    if family == "linear" and privacy is not None:
+        residual = np.clip(residual, -dp.MAX_RESIDUAL, dp.MAX_RESIDUAL)
+    gradient = x.T @ residual
     hessian = (x * weights[:, None]).T @ x
     upper = hessian[np.triu_indices(x.shape[1])]
-    return np.concatenate([head, gradient, upper])
+    return np.concatenate([gradient, upper])
 
 
 @dataclass
@@ -300,18 +340,31 @@ def split_sums(vector: np.ndarray) -> Aggregate:
 
 
 def next_parameters(
-    family: str, theta: np.ndarray, pooled: Aggregate, hyper: dict[str, float]
+    family: str,
+    theta: np.ndarray,
+    pooled: Aggregate,
+    hyper: dict[str, float],
+    privacy: PrivacyPlan | None = None,
+    stations: int = 1,
 ) -> np.ndarray:
-    """Return the global parameters after one exchange's pooled sums."""
-    if pooled.n <= 0:
+    """Return the global parameters after one exchange's pooled sums.
+
+    Under differential privacy a training exchange carries no row count, and
+    an mlp's payload is the sum of the `stations` stations' clipped updates.
+    """
+    if privacy is None and pooled.n <= 0:
         raise TrainingError("no rows contributed to this round")
     if family == "mlp":
+        if privacy is not None:
+            return theta + pooled.payload / stations
         return pooled.payload / pooled.n
     p = len(theta)
     gradient = pooled.payload[:p]
     hessian = np.zeros((p, p))
     hessian[np.triu_indices(p)] = pooled.payload[p:]
     hessian = hessian + np.triu(hessian, 1).T
+    if privacy is not None:
+        hessian = dp.floor_eigenvalues(hessian, dp.hessian_floor(family, p, privacy))
     l2 = hyper["l2"]
     penalty = l2 * np.eye(p)
     penalty[0, 0] = 0.0  # the intercept is not penalised

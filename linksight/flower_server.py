@@ -18,6 +18,10 @@ SecAgg+ exchange). Otherwise the run fails with the silent stations named.
 An exchange without an update from every station fails the run, so a run
 cannot end as completed without real updates.
 
+Under differential privacy (a request with ``dp_epsilon``) the stations add
+the noise; the app only composes the plan
+(:mod:`linksight.differential_privacy`) and records it in the result.
+
 The environment variable ``LINKSIGHT_FLOWER_NODES`` names a JSON file that
 maps station names to the node ids of their registered SuperNodes, as
 :func:`linksight.flower_network.start_superlink` writes it.
@@ -57,6 +61,7 @@ from flwr.server.workflow.default_workflows import default_fit_workflow
 from flwr.serverapp import Grid, ServerApp
 
 from linksight import federated
+from linksight.differential_privacy import PrivacyPlan, plan_privacy
 from linksight.tasks import TaskSpec
 
 NODES_VARIABLE = "LINKSIGHT_FLOWER_NODES"
@@ -84,6 +89,8 @@ class TrainingRun:
     exchange: int = 0
     updated: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
+    # The noise plan of a request with dp_epsilon, else None.
+    privacy: PrivacyPlan | None = None
 
     @property
     def station_of(self) -> dict[int, str]:
@@ -317,6 +324,9 @@ def build_result(
         "secure_aggregation": training.secure_aggregation,
         "hyperparameters": run.hyperparameters,
         "holdout": {"fraction": training.holdout, "seed": training.holdout_seed},
+        "differential_privacy": None
+        if run.privacy is None
+        else run.privacy.record(training.family, len(names), run.hyperparameters),
         "status": "blocked" if blocked else "released",
         "checks": checks,
     }
@@ -376,6 +386,7 @@ def main(grid: Grid, context: Context) -> None:
         {},
         federated.initial_parameters(training.family, len(names), hyper),
         hyper,
+        privacy=plan_privacy(training),
     )
     try:
         run.nodes = _load_nodes(task)
@@ -472,11 +483,20 @@ def _train(grid: Grid, context: Context, run: TrainingRun, stage_timeout: float)
                 entry["test_loss"] = _finite(pooled.test_mean_loss)
                 if training.family != "linear":
                     entry["test_accuracy"] = _finite(pooled.test_accuracy)
+            if run.privacy is not None and exchange <= training.rounds:
+                # Under differential privacy a training exchange releases
+                # only the noisy payload, so it has no count or metrics.
+                entry = {"exchange": exchange, "seconds": entry["seconds"]}
             run.history.append(entry)
             print(f"LINKSIGHT-ROUND {json.dumps(entry)}", flush=True)
             if exchange <= training.rounds:
                 run.parameters = federated.next_parameters(
-                    training.family, run.parameters, pooled, run.hyperparameters
+                    training.family,
+                    run.parameters,
+                    pooled,
+                    run.hyperparameters,
+                    privacy=run.privacy,
+                    stations=len(run.nodes),
                 )
     finally:
         stop.set()

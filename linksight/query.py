@@ -240,6 +240,12 @@ class TrainingSpec(BaseModel):
     # chosen by holdout_seed (see linksight.federated.holdout_mask).
     holdout: float = Field(default=0.0, ge=0.0, le=0.5)
     holdout_seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    # Differential privacy over every exchange (linksight.differential_privacy):
+    # the epsilon to spend at dp_delta, or None to train without it, and the
+    # L2 norm that each station's mlp update is clipped to.
+    dp_epsilon: float | None = Field(default=None, ge=0.01, le=100.0)
+    dp_delta: float = Field(default=1e-5, gt=0.0, le=1e-3)
+    clipping_norm: float | None = Field(default=None, gt=0.0, le=100.0)
 
 
 class QuerySpec(BaseModel):
@@ -975,6 +981,7 @@ class _Parser:
                 f"holdout_seed = {seed} must be a whole number from 0 to {2**31 - 1}",
                 family_token,
             )
+        privacy = self.privacy_settings(settings, family_token)
         for name, value in settings.items():
             if isinstance(value, bool):
                 raise self.error(
@@ -988,7 +995,61 @@ class _Parser:
             hyperparameters={k: float(v) for k, v in settings.items()},
             holdout=float(holdout),
             holdout_seed=int(seed),
+            **privacy,
         )
+
+    def privacy_settings(
+        self, settings: dict[str, float | bool], family_token: _Token
+    ) -> dict[str, float | None]:
+        """Take the differential privacy settings out of `settings`; check them."""
+        epsilon = settings.pop("dp_epsilon", None)
+        delta = settings.pop("dp_delta", None)
+        clipping = settings.pop("clipping_norm", None)
+        if epsilon is None:
+            for name, value in (("dp_delta", delta), ("clipping_norm", clipping)):
+                if value is not None:
+                    raise self.error(
+                        f"{name} = {value} needs differential privacy; set "
+                        "dp_epsilon too, as in dp_epsilon = 1",
+                        family_token,
+                    )
+            return {}
+        if isinstance(epsilon, bool) or not 0.01 <= epsilon <= 100:
+            raise self.error(
+                f"dp_epsilon = {epsilon} must be a number from 0.01 to 100, as in "
+                "dp_epsilon = 1; a smaller epsilon adds more noise",
+                family_token,
+            )
+        if delta is None:
+            delta = 1e-5
+        if isinstance(delta, bool) or not 0 < delta <= 1e-3:
+            raise self.error(
+                f"dp_delta = {delta} must be above 0 and at most 0.001, and well "
+                "below 1 / rows, as in dp_delta = 1e-5",
+                family_token,
+            )
+        family = family_token.text.lower()
+        if clipping is not None and family != "mlp":
+            raise self.error(
+                f"clipping_norm applies to mlp only; {family} bounds each row's "
+                "influence from the scaled design, so drop clipping_norm",
+                family_token,
+            )
+        if family == "mlp" and clipping is None:
+            clipping = 1.0
+        if clipping is not None and (
+            isinstance(clipping, bool) or not 0 < clipping <= 100
+        ):
+            raise self.error(
+                f"clipping_norm = {clipping} must be above 0 and at most 100, as in "
+                "clipping_norm = 1",
+                family_token,
+            )
+        return {
+            "dp_epsilon": float(epsilon),
+            "dp_delta": float(delta),
+            "clipping_norm": None if clipping is None else float(clipping),
+        }
 
     def select_list(self) -> tuple[str, list[Aggregate], list[str]]:
         aggregates: list[Aggregate] = []
@@ -1481,6 +1542,11 @@ def format_query(spec: QuerySpec) -> str:
         if training.holdout:
             settings.append(f"holdout = {training.holdout!r}")
             settings.append(f"holdout_seed = {training.holdout_seed}")
+        if training.dp_epsilon is not None:
+            settings.append(f"dp_epsilon = {training.dp_epsilon!r}")
+            settings.append(f"dp_delta = {training.dp_delta!r}")
+        if training.clipping_norm is not None:
+            settings.append(f"clipping_norm = {training.clipping_norm!r}")
         select = (
             f"train({training.family}, {spec.model.formula}, {', '.join(settings)})"
         )

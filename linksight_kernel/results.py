@@ -143,6 +143,15 @@ class Result:
         return dict(self.document.get("holdout") or {})
 
     @property
+    def differential_privacy(self) -> dict[str, Any]:
+        """A trained model's privacy record (epsilon, delta, noise); empty without.
+
+        ``epsilon`` is what the accountant spent over every exchange at
+        ``delta``, for one person's row added or removed.
+        """
+        return dict(self.document.get("differential_privacy") or {})
+
+    @property
     def df(self) -> pd.DataFrame:
         """The statistics, one row per group; for a crosstab, a two-way table.
 
@@ -272,6 +281,12 @@ class Result:
                 if value is not None
             )
             line += f"; held out (n = {holdout['n']}) {held_out}"
+        privacy = self.differential_privacy
+        if privacy:
+            line += (
+                f"; differential privacy epsilon {privacy['epsilon']:.3g}, "
+                f"delta {privacy['delta']:.3g} (noisy figures)"
+            )
         return line
 
     def __repr__(self) -> str:

@@ -8,7 +8,9 @@ station's store, holds out the share of rows the request names (only
 evaluated, never trained on), and returns its vector for the exchange
 (:func:`linksight.federated.local_update`), divided by ``SUM_SCALE`` and
 with a weight of 1. Under SecAgg+ neither the row count nor the update
-leaves the station in the clear. The final message carries the run's
+leaves the station in the clear. A request with ``dp_epsilon`` makes the app
+add this station's share of the differential privacy noise to the vector
+(:mod:`linksight.differential_privacy`). The final message carries the run's
 outcome, which the app stores for the daemon.
 
 SuperNodes start a new ClientApp process for every message, so the
@@ -84,6 +86,7 @@ class StationClient(NumPyClient):
     def fit(self, parameters, config):
         """Return this station's scaled vector for one exchange, weight 1."""
         from linksight import federated
+        from linksight.differential_privacy import plan_privacy
 
         training = self.task.query.training
         assert training is not None
@@ -99,11 +102,22 @@ class StationClient(NumPyClient):
             held_out = (x[mask], y[mask])
             x, y = x[~mask], y[~mask]
         theta = np.asarray(parameters[0], dtype=float)
-        vector = federated.local_update(training.family, theta, x, y, hyper, held_out)
+        exchange = int(config.get("exchange", 0))
+        vector = federated.local_update(
+            training.family,
+            theta,
+            x,
+            y,
+            hyper,
+            held_out,
+            privacy=plan_privacy(training),
+            final=exchange > training.rounds,
+            stations=len(self.task.parties),
+        )
         history = json.loads(str(config.get("history", "[]")))
         self.folder.add_progress(
             {
-                "exchange": int(config.get("exchange", 0)),
+                "exchange": exchange,
                 "rounds": int(config.get("rounds", training.rounds)),
                 "previous": history[-1] if history else None,
             }

@@ -190,10 +190,16 @@ def describe_analysis(spec: QuerySpec) -> str:
     """Return what a parsed query computes, in words."""
     training = getattr(spec, "training", None)
     if training is not None and spec.model is not None:
-        return (
+        text = (
             f"federated training of a {training.family} model "
             f"{spec.model.formula}, {training.rounds} rounds"
         )
+        if getattr(training, "dp_epsilon", None) is not None:
+            text += (
+                f", under differential privacy (epsilon {training.dp_epsilon:g}, "
+                f"delta {training.dp_delta:g})"
+            )
+        return text
     if spec.model is not None:
         name = MODEL_NAMES.get(spec.kind, f"{spec.kind} model")
         return f"a {name} {spec.model.formula}"
@@ -343,6 +349,19 @@ def disclosure_checks(
             f"{rules.max_parameter_fraction:g} of n",
             "only the pooled n, loss and accuracy, never one station's figures",
         ]
+        training = spec.training
+        if training is not None and getattr(training, "dp_epsilon", None):
+            checks.append(
+                f"differential privacy: at most epsilon {training.dp_epsilon:g} at "
+                f"delta {training.dp_delta:g} for any one person, over "
+                f"{training.rounds} round(s) and the final evaluation; the "
+                "stations add Gaussian noise to every released sum"
+            )
+        elif getattr(rules, "max_dp_epsilon", None) is not None:
+            checks.append(
+                "differential privacy: missing, but the collaboration requires "
+                f"dp_epsilon at most {rules.max_dp_epsilon:g}"
+            )
         return checks
     if spec.kind not in ("aggregate", "crosstab"):
         checks.append(
