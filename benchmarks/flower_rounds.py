@@ -13,7 +13,8 @@ Starts a hub, the three lung stations and a SuperLink on this machine
   SuperLink and stations' SuperNodes, but the SuperNodes kept running by
   :class:`station.supernode.SuperNodeSupervisor` alone and the run submitted
   with ``flwr run``, without the hub or the daemons; timed from ``flwr run``
-  to the last station's stored outcome.
+  to the last station's stored outcome. These start once every SuperNode
+  has opened a new session with the SuperLink.
 
 Each run's seconds per exchange come from the ServerApp's history. Every
 run's coefficients are checked against statsmodels on the pooled rows.
@@ -38,7 +39,8 @@ import numpy as np
 import statsmodels.api as sm
 from benchmark_docs import machine, write_section
 
-from linksight.flower_network import start_superlink
+from linksight import flower
+from linksight.flower_network import SuperLink, start_superlink
 from linksight.network import LocalNetwork, lung_data
 from linksight.tasks import TaskSpec
 from station.config import load_config
@@ -136,6 +138,33 @@ def start_supernodes(network: LocalNetwork) -> list[SuperNodeSupervisor]:
     return supervisors
 
 
+def wait_for_new_sessions(link: SuperLink, since: datetime, timeout: float) -> None:
+    """Wait until every node came online at or after `since`.
+
+    A node whose SuperNode stopped without deactivating stays online in the
+    SuperLink until its heartbeat expires (2 x 30 s). A run started in that
+    window sends it messages that come back as "Node Unavailable".
+    """
+    floor = since.replace(microsecond=0, tzinfo=None)
+    deadline = time.monotonic() + timeout
+    while True:
+        nodes = flower.run_flwr(link.home, ["supernode", "list", flower.CONNECTION])
+        stale = [
+            node["node-id"]
+            for node in nodes["nodes"]
+            if node["status"] != "online"
+            or datetime.strptime(node["online-at"], "%Y-%m-%d %H:%M:%SZ") < floor
+        ]
+        if not stale:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"node(s) {', '.join(stale)} did not come online again in "
+                f"{timeout:.0f} s; see the SuperNode logs in the station folders"
+            )
+        time.sleep(2)
+
+
 def per_exchange(result: dict[str, Any]) -> float:
     """Mean seconds per exchange, from the ServerApp's history."""
     return float(np.mean([entry["seconds"] for entry in result["history"]]))
@@ -158,13 +187,14 @@ def render(rows: list[dict[str, Any]], rounds: int, load: float) -> str:
         f"Load average (1 min) when the run started: {load:.1f}; other work on",
         "the machine shares its two cores, so an idle machine gives lower times.",
         "",
-        f"`train(logistic, {FORMULA}, rounds = {rounds})` on the NCCTG lung",
-        "data split over three stations: "
-        f"{rounds} Newton rounds and one evaluation exchange. Platform runs are",
-        "timed from the last approval to the released result, bare Flower runs",
-        "(the same signed task, app, SuperLink and SuperNodes, without hub or",
-        "daemons) from `flwr run` to the last station's outcome. Seconds per",
-        "exchange are the ServerApp's, from the run's history.",
+        f"`train(logistic, {FORMULA}, rounds = {rounds})`",
+        f"on the NCCTG lung data split over three stations: {rounds} Newton",
+        "rounds and one evaluation exchange. Platform runs are timed from the",
+        "last approval to the released result, bare Flower runs (the same",
+        "signed task, app, SuperLink and SuperNodes, without hub or daemons)",
+        "from `flwr run` to the last station's outcome; they start once every",
+        "SuperNode has a new session with the SuperLink. Seconds per exchange",
+        "are the ServerApp's, from the run's history.",
         "",
         "| run | total (s) | per exchange (s) | max difference from statsmodels |",
         "| --- | --- | --- | --- |",
@@ -186,9 +216,9 @@ def render(rows: list[dict[str, Any]], rounds: int, load: float) -> str:
         )
     lines += [
         "",
-        "The coefficient differences are those of "
-        f"{rounds} Newton steps from zero against the converged maximum-likelihood",
-        "fit; they shrink with more rounds.",
+        f"The coefficient differences are those of {rounds} Newton steps from",
+        "zero against the converged maximum-likelihood fit; they shrink with",
+        "more rounds.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -228,7 +258,9 @@ def main() -> None:
                 print(rows[-1], flush=True)
             for station in network.stations:
                 network.stop_station(station.name)
+            restarted = datetime.now(UTC)
             supernodes = start_supernodes(network)
+            wait_for_new_sessions(superlink, restarted, timeout=300)
             for mode, task_id in tasks.items():
                 run = bare_run(network, task_id)
                 rows.append(_row(f"bare Flower, {mode}", run, pooled))
