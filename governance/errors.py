@@ -104,9 +104,74 @@ class ApiError(HTTPException):
         self.message = message
 
 
+# Body fields named as people know them: the scientist's query text, and
+# the purpose and reasons typed in the clients. Other fields are named by
+# their JSON key.
+_FIELD_NAMES = {
+    "query": "the query",
+    "purpose": "the purpose",
+    "reason": "the reason",
+    "collaboration": "the collaboration name",
+}
+_EMPTY_FIXES = {
+    "query": "write a query, such as SELECT count(*) FROM lung",
+    "purpose": "say why the query is needed",
+    "reason": "say why",
+}
+_TOO_LONG_FIXES = {
+    "query": "shorten it, or split the analysis into several queries",
+    "purpose": "shorten it to a summary; it is recorded with every audit record",
+}
+
+
+def _describe_location(location: tuple[Any, ...]) -> str:
+    """Name the value at a FastAPI error location, such as ("body", "query")."""
+    source, path = (location[0], location[1:]) if location else ("body", ())
+    dotted = ".".join(str(part) for part in path)
+    if source == "body":
+        if not path:
+            return "the request body"
+        if len(path) == 1 and path[0] in _FIELD_NAMES:
+            return _FIELD_NAMES[str(path[0])]
+        return f"field {dotted}"
+    kind = {"query": "query parameter", "path": "path parameter"}.get(
+        str(source), str(source)
+    )
+    return f"{kind} {dotted}"
+
+
 def _describe_validation_error(error: dict[str, Any]) -> str:
-    location = ".".join(str(part) for part in error.get("loc", ()))
-    return f"{location}: {error.get('msg', 'invalid value')}"
+    """Describe one of pydantic's errors as a sentence with the value and the fix."""
+    location = tuple(error.get("loc", ()))
+    name = _describe_location(location)
+    kind = error.get("type", "")
+    context = error.get("ctx") or {}
+    value = error.get("input")
+    field = str(location[1]) if len(location) == 2 and location[0] == "body" else ""
+    empty_fix = _EMPTY_FIXES.get(field, "give a value")
+    long_fix = _TOO_LONG_FIXES.get(field, "shorten it")
+    if kind == "string_too_long" and isinstance(value, str):
+        return (
+            f"{name} is {len(value):,} characters long, more than the hub's "
+            f"limit of {context['max_length']:,}; {long_fix}"
+        )
+    if kind == "string_too_short" and context.get("min_length") == 1:
+        return f"{name} is empty; {empty_fix}"
+    if kind == "missing":
+        if name == "the request body":
+            return "the request body is missing; send a JSON object"
+        return f"{name} is missing; add it"
+    if kind == "json_invalid":
+        return (
+            f"the request body is not valid JSON ({context.get('error', 'invalid')} "
+            f"at character {location[-1]}); send a JSON object"
+        )
+    if kind == "extra_forbidden":
+        return f"{name} is not a field of this request; remove it"
+    quoted_value = ""
+    if isinstance(value, str | int | float) and len(repr(value)) <= 60:
+        quoted_value = f" {value!r}"
+    return f"{name}{quoted_value} is invalid: {error.get('msg', 'invalid value')}"
 
 
 async def _on_validation_error(

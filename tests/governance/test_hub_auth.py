@@ -144,7 +144,10 @@ def test_invalid_body_error_shape(network: Network) -> None:
     )
     assert response.status_code == 422
     assert response.json()["detail"]["code"] == "invalid_request"
-    assert "body.roles.0" in response.json()["detail"]["message"]
+    assert (
+        "field roles.0 'wizard' is invalid: Input should be"
+        in (response.json()["detail"]["message"])
+    )
 
 
 def test_unknown_path_error_shape(network: Network) -> None:

@@ -42,6 +42,20 @@ def test_query_command_invalid_exits_1(playground):
     assert "did you mean 'age'?" in outcome.stderr
 
 
+def test_query_over_hub_limit_exits_1(playground):
+    query = "SELECT count(*) FROM lung WHERE age IN (" + ", ".join(["60"] * 2600)
+    query += ") GROUP BY sex"
+
+    outcome = runner.invoke(app, ["query", query])
+
+    assert outcome.exit_code == 1
+    assert outcome.stderr == (
+        f"error: invalid request: the query is {len(query):,} characters long, "
+        "more than the hub's limit of 10,000; shorten it, or split the analysis "
+        "into several queries\n"
+    )
+
+
 def test_no_wait_rejected_at_submission_exits_3(playground):
     query = "SELECT overlap(subject_id) FROM covid AT ('station-a', 'station-x')"
 

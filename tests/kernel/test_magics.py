@@ -98,6 +98,20 @@ def test_empty_cell_says_what_to_write(connected):
         connected.run_cell_magic("linksight", "", "  \n")
 
 
+def test_query_cell_over_hub_limit(connected):
+    cell = "SELECT count(*) FROM lung\nWHERE age IN (" + ", ".join(["60"] * 2600)
+    cell += ")\nGROUP BY sex"
+
+    with pytest.raises(UsageError) as caught:
+        connected.run_cell_magic("linksight", "--no-progress", cell)
+
+    assert str(caught.value) == (
+        f"invalid request: the query is {len(cell):,} characters long, more than "
+        "the hub's limit of 10,000; shorten it, or split the analysis into "
+        "several queries"
+    )
+
+
 def test_query_cell_stores_result(connected):
     value = connected.run_cell_magic(
         "linksight",
