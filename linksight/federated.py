@@ -112,8 +112,9 @@ def check_hyperparameters(family: str, values: dict[str, float]) -> dict[str, fl
 def parameter_count(family: str, features: int, hyper: dict[str, float]) -> int:
     """Return the number of model parameters for `features` design columns."""
     if family == "mlp":
+        # Input weights and hidden biases, then output weights and output bias.
         hidden = int(hyper["hidden"])
-        return features * hidden + hidden + 1
+        return features * hidden + 2 * hidden + 1
     return features
 
 

@@ -23,10 +23,18 @@ import pytest
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
 
-from linksight import federated
+from linksight import differential_privacy, federated
 from linksight.flower_network import start_superlink
-from linksight.network import HEART_STATIONS, LocalNetwork, heart_data
+from linksight.network import (
+    HEART_STATIONS,
+    LocalNetwork,
+    heart_data,
+    heart_schema_path,
+)
+from linksight.query import parse_query
+from linksight.schema import load_schema
 from linksight_kernel.results import Result
+from station.training import build_training_design, load_rows
 
 # A run of a few exchanges takes minutes on two busy cores, beyond the
 # suite's default timeout of 300 s.
@@ -218,6 +226,90 @@ def test_linear_model_matches_pooled_ols(flower_network):
     assert history[-1]["loss"] == pytest.approx(pooled.ssr / len(frame), rel=1e-3)
     assert "holdout" in result
     assert "n" not in result["holdout"]
+
+
+def _private_linear_draws(query: str, draws: int, folder) -> np.ndarray:
+    """Return coefficients of `draws` runs of the private mechanism in numpy.
+
+    The pooled rows enter as one station: the sum of the stations' noise
+    shares has the same distribution as one station's full noise.
+    """
+    schema = load_schema(heart_schema_path())
+    spec = parse_query(query, {"heart": schema})
+    assert spec.training is not None
+    design = build_training_design(spec, schema)
+    path = folder / "heart.parquet"
+    frame = heart_data()
+    # The stations import a resting blood pressure of 0 as missing.
+    frame[frame["trestbps"] != 0].to_parquet(path)
+    x, y = load_rows(spec, design, path)
+    plan = differential_privacy.plan_privacy(spec.training)
+    rng = np.random.default_rng(0)
+    hyper = {"l2": 0.0}
+    coefficients = []
+    for _ in range(draws):
+        vector = federated.local_update(
+            "linear", np.zeros(x.shape[1]), x, y, hyper, privacy=plan, rng=rng
+        )
+        theta = federated.next_parameters(
+            "linear", np.zeros(x.shape[1]), federated.split_sums(vector), hyper, plan
+        )
+        coefficients.append(theta * design.response_scale / np.array(design.scales))
+    return np.array(coefficients)
+
+
+def test_private_linear_model_under_secagg(flower_network, tmp_path):
+    query = (
+        "SELECT train(linear, thalch ~ age + C(sex) + trestbps, rounds = 1, "
+        "dp_epsilon = 20) FROM heart"
+    )
+    request_id, final = _run(flower_network, query)
+    assert final["state"] == "completed", final.get("error")
+    result = flower_network.result(request_id)["result"]
+    assert result["status"] == "released"
+    assert result["secure_aggregation"] is True
+    privacy = result["differential_privacy"]
+    assert privacy["target_epsilon"] == 20
+    assert privacy["delta"] == 1e-5
+    assert privacy["exchanges"] == 2
+    assert privacy["epsilon"] <= 20
+    assert privacy["epsilon"] == pytest.approx(
+        differential_privacy.spent_epsilon(privacy["noise_multiplier"], 2, 1e-5)
+    )
+    # The training exchange releases no count or metrics; the final one does.
+    history = result["history"]
+    assert [entry["exchange"] for entry in history] == [1, 2]
+    assert "n" not in history[0]
+    assert "loss" not in history[0]
+
+    frame = heart_data()
+    frame = frame[frame["trestbps"] != 0]
+    frame = frame.dropna(subset=["thalch", "age", "sex", "trestbps"])
+    frame = frame.astype({"thalch": float, "age": float, "trestbps": float})
+    pooled = smf.ols("thalch ~ age + C(sex) + trestbps", frame).fit()
+    count_sd = privacy["noise_sd"]["n"]
+    assert abs(result["n"] - len(frame)) <= 5 * count_sd
+
+    # Tolerance: the same mechanism run 300 times in numpy on the pooled rows
+    # gives each coefficient's noise mean and SD around statsmodels' OLS.
+    draws = _private_linear_draws(query, 300, tmp_path)
+    names = list(result["coefficients"])
+    assert names == ["Intercept", "age", "C(sex)[T.Male]", "trestbps"]
+    released = np.array([result["coefficients"][name] for name in names])
+    reference = pooled.params[names].to_numpy()
+    standard_errors = pooled.bse[names].to_numpy()
+    offset = draws.mean(axis=0) - reference
+    spread = draws.std(axis=0)
+    difference = released - reference
+    for index, name in enumerate(names):
+        assert abs(difference[index]) <= abs(offset[index]) + 5 * spread[index], name
+    # Without noise the difference is below 1% of a standard error (the
+    # linear test above); here the noise moves at least one coefficient.
+    assert np.max(np.abs(difference) / standard_errors) > 0.01
+
+    shown = Result.from_json(flower_network.result(request_id), "heart-study")
+    assert shown.differential_privacy["epsilon"] == privacy["epsilon"]
+    assert "differential privacy epsilon" in repr(shown)
 
 
 def test_killed_station_stops_run(flower_network):
