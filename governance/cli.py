@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from governance.bootstrap import AlreadyInitialisedError, initialise_hub
 from governance.config import HubSettings
-from governance.db import Database, describe_url
+from governance.db import Database, describe_url, sqlite_file
 from linksight.signing import (
     SignatureError,
     load_or_create_private_key,
@@ -104,6 +104,15 @@ def serve(
         tls_certificate=tls_certificate,
         tls_key=tls_key,
     )
+    init_command = f"linksight hub init --state-dir {settings.state_dir} --admin NAME"
+    # Opening a SQLite database creates its file and folder, so a missing
+    # file is reported before anything is opened.
+    database_file = sqlite_file(settings.database_url)
+    if database_file is not None and not database_file.is_file():
+        raise _fail(
+            f"the hub database {database_file} does not exist, so this hub was "
+            f"never initialised; run `{init_command}` first, which creates it"
+        )
     database = Database(settings.database_url)
     try:
         initialised = database.is_initialised()
@@ -112,8 +121,7 @@ def serve(
     if not initialised:
         raise _fail(
             f"the hub database {describe_url(settings.database_url)} has no users; "
-            f"run `linksight hub init --state-dir {settings.state_dir} --admin NAME` "
-            "first"
+            f"run `{init_command}` first"
         )
 
     # Imported here so that `init` and `public-key` do not load FastAPI.

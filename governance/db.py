@@ -61,6 +61,17 @@ def create_hub_engine(database_url: str) -> Engine:
     return engine
 
 
+def sqlite_file(database_url: str) -> Path | None:
+    """Return the file of a SQLite database URL, or None for another database.
+
+    An in-memory SQLite database has no file either.
+    """
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
 def describe_url(database_url: str) -> str:
     """Return `database_url` with any password masked, for logs."""
     return make_url(database_url).render_as_string(hide_password=True)

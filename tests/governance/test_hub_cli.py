@@ -99,9 +99,29 @@ def test_init_twice_refused(state_dir: Path, admin_token: str) -> None:
 
 
 def test_serve_uninitialised_refused(tmp_path: Path) -> None:
-    serve = run_hub("serve", "--state-dir", str(tmp_path / "empty"))
+    missing = tmp_path / "never-made"
+    serve = run_hub("serve", "--state-dir", str(missing))
     assert serve.returncode == 1
-    assert "linksight hub init" in serve.stderr
+    assert serve.stderr == (
+        f"error: the hub database {missing / 'hub.db'} does not exist, so this "
+        f"hub was never initialised; run `linksight hub init --state-dir {missing} "
+        "--admin NAME` first, which creates it\n"
+    )
+    assert not missing.exists()
+
+
+def test_serve_empty_folder_creates_nothing(tmp_path: Path) -> None:
+    serve = run_hub("serve", "--state-dir", str(tmp_path))
+    assert serve.returncode == 1
+    assert "was never initialised" in serve.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_serve_database_without_users_refused(tmp_path: Path) -> None:
+    (tmp_path / "hub.db").touch()
+    serve = run_hub("serve", "--state-dir", str(tmp_path))
+    assert serve.returncode == 1
+    assert "has no users; run `linksight hub init --state-dir" in serve.stderr
 
 
 def test_public_key_uninitialised_refused(tmp_path: Path) -> None:
