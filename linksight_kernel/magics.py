@@ -26,7 +26,11 @@ from linksight_kernel.errors import (
     HubUnreachableError,
     LinksightError,
 )
-from linksight_kernel.requests import Request, organisation_table
+from linksight_kernel.requests import (
+    REQUEST_STATES,
+    Request,
+    organisation_table,
+)
 
 NOT_CONNECTED = "not connected: run %linksight connect URL first"
 
@@ -62,6 +66,23 @@ def _schema(line: str) -> None:
 @argument("request_id", nargs="?", type=int, help="One request; all if left out.")
 def _status(line: str) -> None:
     """Show a request's state, approvals and stations, or list your requests."""
+
+
+@magic_arguments(name="linksight requests")
+@argument("--state", help="Only requests in this state, such as awaiting_approval.")
+@argument("-c", "--collaboration", help="Only requests in this collaboration.")
+def _requests(line: str) -> None:
+    """List your requests, oldest first, with their state and what they wait for.
+
+    For a steward, it lists the requests that touch their organisation.
+    """
+
+
+@magic_arguments(name="linksight revoke")
+@argument("request_id", type=int, help="The request to withdraw.")
+@argument("--reason", default="", help="Why you withdraw it; the stewards read it.")
+def _revoke(line: str) -> None:
+    """Withdraw a request of yours that has not started running."""
 
 
 @magic_arguments(name="linksight budget")
@@ -113,6 +134,8 @@ SUBCOMMANDS: dict[str, Callable[[str], None]] = {
     "datasets": _datasets,
     "schema": _schema,
     "status": _status,
+    "requests": _requests,
+    "revoke": _revoke,
     "budget": _budget,
     "approve": _approve,
     "result": _result,
@@ -250,6 +273,50 @@ class LinksightMagics(Magics):
         request = client.request(args.request_id)
         print(request)
         return organisation_table(request)
+
+    def _do_requests(self, args: Any) -> pd.DataFrame:
+        client = self._require_client()
+        if args.state is not None and args.state not in REQUEST_STATES:
+            close = difflib.get_close_matches(args.state, REQUEST_STATES, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(
+                f"unknown state {args.state!r}{hint}; states: "
+                + ", ".join(REQUEST_STATES)
+            )
+        if args.collaboration is not None:
+            names = client.collaborations()["collaboration"].tolist()
+            if args.collaboration not in names:
+                raise UsageError(
+                    f"collaboration {args.collaboration!r} is not one of yours; "
+                    f"yours: {', '.join(names) or 'none'}"
+                )
+        rows = [
+            {
+                "request": request.id,
+                "collaboration": request.collaboration,
+                "submitter": request.submitter,
+                "state": request.state,
+                "progress": request.describe(),
+                "submitted": request.created_at,
+                "query": request.query,
+            }
+            for request in client.requests(args.state)
+            if args.collaboration in (None, request.collaboration)
+        ]
+        columns = [
+            "request",
+            "collaboration",
+            "submitter",
+            "state",
+            "progress",
+            "submitted",
+            "query",
+        ]
+        return pd.DataFrame(rows, columns=columns).set_index("request")
+
+    def _do_revoke(self, args: Any) -> None:
+        request = self._require_client().revoke(args.request_id, args.reason)
+        print(f"revoked; {request}")
 
     def _do_budget(self, args: Any) -> None:
         budget = self._require_client().budget(args.collaboration)

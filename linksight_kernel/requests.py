@@ -8,6 +8,20 @@ from typing import Any
 
 import pandas as pd
 
+# Every state of a request, in the order of its life cycle at the hub.
+REQUEST_STATES = (
+    "submitted",
+    "awaiting_approval",
+    "approved",
+    "running",
+    "completed",
+    "failed",
+    "blocked_by_disclosure_control",
+    "rejected",
+    "revoked",
+    "expired",
+)
+
 # States after which a request never changes again.
 FINAL_STATES = frozenset(
     {

@@ -8,6 +8,7 @@ from IPython.core.error import UsageError
 from IPython.testing.globalipapp import start_ipython
 
 from linksight_kernel import DisclosureBlockedError, Request, Result
+from linksight_kernel.requests import REQUEST_STATES
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +27,19 @@ def connected(shell):
 
 def test_help_lists_every_command(shell):
     help_text = shell.find_line_magic("linksight").__doc__
-    for command in ("connect", "datasets", "schema", "status", "budget", "approve"):
+    for command in (
+        "connect",
+        "datasets",
+        "schema",
+        "status",
+        "requests",
+        "revoke",
+        "budget",
+        "approve",
+    ):
         assert f"%linksight {command}" in help_text
+    assert "Withdraw a request of yours that has not started running." in help_text
+    assert "List your requests, oldest first, with their state" in help_text
     assert "%%linksight [-c COLLABORATION] [-o OUTPUT]" in help_text
 
 
@@ -69,7 +81,8 @@ def test_unknown_command_suggests(connected):
         connected.run_line_magic("linksight", "shema lung")
     assert str(caught.value) == (
         "unknown command 'shema' (did you mean 'schema'?); commands: connect, "
-        "collaborations, datasets, schema, status, budget, approve, result"
+        "collaborations, datasets, schema, status, requests, revoke, budget, "
+        "approve, result"
     )
 
 
@@ -177,3 +190,76 @@ def test_budget_prints_use(connected, capsys):
     connected.run_line_magic("linksight", "budget")
     out = capsys.readouterr().out
     assert out.startswith("no query budget in lung-study: you have used ")
+
+
+def test_revoke_and_requests_list_state(shell, capsys):
+    shell.run_line_magic("linksight", "connect --profile kim")
+    try:
+        shell.run_cell_magic(
+            "linksight", "--no-wait -o to_revoke", "SELECT count(*) FROM lung"
+        )
+        shell.run_cell_magic(
+            "linksight", "--no-wait -o to_keep", "SELECT mean(age) FROM lung"
+        )
+        revoked_id = shell.user_ns["to_revoke"].id
+        kept_id = shell.user_ns["to_keep"].id
+        capsys.readouterr()
+        shell.run_line_magic("linksight", f"revoke {revoked_id} --reason 'a typo'")
+        printed = capsys.readouterr().out
+        with pytest.raises(UsageError) as again:
+            shell.run_line_magic("linksight", f"revoke {revoked_id}")
+        listed = shell.run_line_magic("linksight", "requests")
+        revoked = shell.run_line_magic("linksight", "requests --state revoked")
+        in_lung = shell.run_line_magic("linksight", "requests -c lung-study")
+        in_heart = shell.run_line_magic("linksight", "requests -c heart-study")
+    finally:
+        shell.run_line_magic("linksight", "connect")
+
+    assert printed == f"revoked; request {revoked_id} (lung-study): revoked\n"
+    assert f"request {revoked_id} is revoked" in str(again.value)
+    assert listed.index.name == "request"
+    assert listed.loc[revoked_id, "state"] == "revoked"
+    assert listed.loc[kept_id, "state"] == "awaiting_approval"
+    assert listed.loc[kept_id, "progress"].startswith("awaiting approval: 0 of 3")
+    assert listed.loc[kept_id, "query"] == "SELECT mean(age) FROM lung"
+    assert set(listed["submitter"]) == {"kim"}
+    assert revoked_id in revoked.index
+    assert kept_id not in revoked.index
+    assert set(revoked["state"]) == {"revoked"}
+    assert {revoked_id, kept_id} <= set(in_lung.index)
+    assert in_heart.empty
+    assert list(in_heart.columns) == [
+        "collaboration",
+        "submitter",
+        "state",
+        "progress",
+        "submitted",
+        "query",
+    ]
+
+
+def test_requests_unknown_state_suggests(connected):
+    with pytest.raises(UsageError) as caught:
+        connected.run_line_magic("linksight", "requests --state revokd")
+
+    assert str(caught.value) == (
+        "unknown state 'revokd' (did you mean 'revoked'?); states: submitted, "
+        "awaiting_approval, approved, running, completed, failed, "
+        "blocked_by_disclosure_control, rejected, revoked, expired"
+    )
+
+
+def test_requests_unknown_collaboration(connected):
+    with pytest.raises(UsageError) as caught:
+        connected.run_line_magic("linksight", "requests -c lung")
+
+    assert str(caught.value) == (
+        "collaboration 'lung' is not one of yours; yours: heart-study, "
+        "lung-study, vertical-study, waiting-lists"
+    )
+
+
+def test_request_states_match_hub():
+    from governance.states import RequestState
+
+    assert REQUEST_STATES == tuple(state.value for state in RequestState)
