@@ -243,6 +243,11 @@ def local_update(
             f"this station has {rows} rows in the model, more than the "
             f"{MAX_STATION_ROWS} that secure aggregation's clipping range allows"
         )
+    if privacy is not None:
+        # The sensitivities assume the scaled design and response in [-1, 1],
+        # which the importer's range check ensures; clipping keeps the bound
+        # even for rows stored under an older, wider schema.
+        x, y = np.clip(x, -1.0, 1.0), np.clip(y, -1.0, 1.0)
     mu, training_sums = _metric_sums(family, theta, x, y, hyper)
     test_sums = np.zeros(3)
     if held_out is not None:

@@ -450,3 +450,23 @@ def test_private_mlp_learns_at_large_epsilon(heart_rows):
     # without noise and 0.55 for always predicting the majority class.
     assert loose > majority + 0.1
     assert tight < loose
+
+
+def test_rows_outside_range_clipped():
+    plan = _plan(epsilon=5.0)
+    hyper = {"l2": 0.0}
+    rng = np.random.default_rng(8)
+    x = _corner_rows(3, rng)
+    y = rng.choice([0.0, 1.0], size=len(x))
+    wide = x.copy()
+    wide[:5, 1] = 40.0
+    clipped = x.copy()
+    clipped[:5, 1] = 1.0
+    theta = np.array([0.1, -0.2, 0.3])
+    noisy_wide = federated.local_update(
+        "logistic", theta, wide, y, hyper, privacy=plan, rng=np.random.default_rng(1)
+    )
+    noisy_clipped = federated.local_update(
+        "logistic", theta, clipped, y, hyper, privacy=plan, rng=np.random.default_rng(1)
+    )
+    np.testing.assert_allclose(noisy_wide, noisy_clipped)
