@@ -43,9 +43,9 @@ tests whether the GROUP BY column's groups have the same survival.
 
 ``FROM a JOIN b USING (key) JOIN c USING (key)`` joins datasets held by
 different stations on the identifier column `key` (inner join), for
-statistics, crosstabs and ``ols``. Every other column must be in exactly one
-of the joined datasets. Conditions on different datasets combine with
-``and`` only, because each station evaluates its own part of the filter.
+statistics, crosstabs, ``ols`` and ``logit``. Every other column must be in
+exactly one of the joined datasets. Conditions on different datasets combine
+with ``and`` only, because each station evaluates its own part of the filter.
 
 The parser builds a :class:`QuerySpec`, a restricted tree that stations turn
 into SQL with bound parameters. Nothing in a query is ever evaluated as
@@ -95,7 +95,7 @@ KEYWORDS = {
     "using",
 }
 # Analyses that a query over joined datasets may ask for.
-JOIN_KINDS: tuple[str, ...] = ("aggregate", "crosstab", "ols")
+JOIN_KINDS: tuple[str, ...] = ("aggregate", "crosstab", "ols", "logit")
 
 Literal_ = int | float | str
 
@@ -641,7 +641,7 @@ class _Parser:
         if joins and kind not in JOIN_KINDS:
             raise self.error(
                 f"{kind}(...) cannot run over joined datasets; a JOIN supports "
-                "count, sum, mean, var, crosstab and ols",
+                "count, sum, mean, var, crosstab, ols and logit",
                 self.tokens[select_start],
             )
         if self.at_punct(")"):

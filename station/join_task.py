@@ -27,12 +27,16 @@ from linksight.query import QuerySpec
 from linksight.signing import canonical_json
 from linksight.tasks import TaskSpec
 from station.aggregates import compile_filter
+from station.logistic import DEADLINE_MARGIN_SECONDS, MAX_ITERATIONS, STEP_TOLERANCE
+from station.logistic import coefficient_table as logit_table
 from station.regression import DesignLayout, coefficient_table, fixed_point_size
 
 __all__ = ["JoinPlan", "build_join_result", "plan_join", "read_owner_rows"]
 
 # Dummy rows each owner adds at most, hiding its exact row count.
 PADDING_MAX = 25
+# The analyses that fit a model on the joined rows.
+MODEL_KINDS = ("ols", "logit")
 
 
 def _quote(name: str) -> str:
@@ -80,7 +84,8 @@ class JoinPlan:
     owners: dict[str, OwnerColumns]
     groups: list[dict[str, Any]]
     means: list[dict[str, str]]
-    ols: dict[str, Any] | None
+    # The settings of an ols or logit fit, or None for other analyses.
+    model: dict[str, Any] | None
     # Design names as in statsmodels, for the result's coefficient table.
     design_names: list[str]
 
@@ -139,11 +144,11 @@ def plan_join(task: TaskSpec) -> JoinPlan:
         if entry not in means:
             means.append(entry)
 
-    ols = None
+    model = None
     design_names = ["Intercept"]
-    if spec.kind == "ols" and spec.model is not None:
-        ols, design_names = _plan_model(task, spec, owner_of)
-    return JoinPlan(owners, groups, means, ols, design_names)
+    if spec.kind in MODEL_KINDS and spec.model is not None:
+        model, design_names = _plan_model(task, spec, owner_of)
+    return JoinPlan(owners, groups, means, model, design_names)
 
 
 @dataclass
@@ -207,7 +212,7 @@ def _add_term(task: TaskSpec, owner: OwnerColumns, term: Any, design: _Design) -
 def _plan_model(
     task: TaskSpec, spec: QuerySpec, owner_of: Any
 ) -> tuple[dict[str, Any], list[str]]:
-    """Lay out an OLS formula's columns, and return its settings and design names."""
+    """Lay out a formula's columns, and return the fit's settings and design names."""
     assert spec.model is not None
     model = spec.model
     design = _Design()
@@ -242,6 +247,13 @@ def _plan_model(
         "min_residual_df": task.disclosure.min_residual_df,
         "max_parameter_fraction": task.disclosure.max_parameter_fraction,
     }
+    if spec.kind == "logit":
+        settings.update(
+            min_level_count=task.disclosure.min_level_count,
+            step_tolerance=STEP_TOLERANCE,
+            max_iterations=MAX_ITERATIONS,
+            deadline_margin_seconds=DEADLINE_MARGIN_SECONDS,
+        )
     return settings, design.names
 
 
@@ -323,8 +335,8 @@ def party_input(
         ],
         "means": plan.means,
     }
-    if plan.ols is not None:
-        config["ols"] = plan.ols
+    if plan.model is not None:
+        config[task.query.kind] = plan.model
     if own_rows is not None:
         config.update(
             keys=own_rows["keys"],
@@ -365,20 +377,23 @@ def build_join_result(
     result: dict[str, Any] = {
         "query": task.query_text,
         "kind": spec.kind,
-        "group_by": group_by if spec.kind != "ols" else [],
+        "group_by": group_by if spec.kind not in MODEL_KINDS else [],
         "min_count": task.disclosure.min_count,
         "checks": checks,
         "stations": [party.station for party in task.parties],
         "joined": None,
     }
-    if spec.kind == "ols":
+    if spec.kind in MODEL_KINDS:
         model = spec.model
         result["model"] = {"formula": model.formula if model else "", "n": None}
+        iterations = output.get("iterations")
+        if spec.kind == "logit" and iterations is not None:
+            result["model"].update(iterations=iterations, converged=False)
     failed = [check for check in checks if not check["passed"]]
     if failed:
         result.update(status="blocked", columns=[], rows=[])
         result["blocked"] = _blocked_summary(failed, task)
-    elif spec.kind == "ols":
+    elif spec.kind in MODEL_KINDS:
         values = output["values"]
         design = DesignLayout(
             plan.design_names,
@@ -392,9 +407,15 @@ def build_join_result(
         n = values["n"]
         result.update(status="released", blocked=None, joined=output["joined"])
         result["model"].update(n=n, df_resid=n - design.parameters)
-        result["columns"], result["rows"] = coefficient_table(
-            design, values["coefficients"], values["variances"], n
-        )
+        if spec.kind == "logit":
+            result["model"].update(iterations=values["iterations"], converged=True)
+            result["columns"], result["rows"] = logit_table(
+                design, values["coefficients"], values["variances"]
+            )
+        else:
+            result["columns"], result["rows"] = coefficient_table(
+                design, values["coefficients"], values["variances"], n
+            )
     else:
         result.update(status="released", blocked=None, joined=output["joined"])
         result["columns"], result["rows"] = _aggregate_rows(spec, group_by, output)

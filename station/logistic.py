@@ -49,11 +49,13 @@ MAX_ITERATIONS = 25
 DEADLINE_MARGIN_SECONDS = 10.0
 
 
-def fixed_point_size(parties: int) -> int:
+def fixed_point_size(parties: int, rows: int = MAX_ROWS_PER_STATION) -> int:
     """Return the fractional bits f for secure fixed-point numbers of l = 2f bits.
 
     The Hessian's entries are at most N / 4 and the gradient's at most N,
-    for the pooled row count N = parties * MAX_ROWS_PER_STATION. The integer
+    for the pooled row count N = parties * `rows`, `rows` being the bound on
+    one station's rows (a vertical join passes its bound on the joined rows
+    and 1 party). The integer
     part (f - 1 bits) leaves 34 bits above N for the entries of the inverse
     Hessian, and the fraction keeps entries of order 1 / N to about 34 bits
     (10 significant digits). That is far less than the linear regression's
@@ -61,7 +63,7 @@ def fixed_point_size(parties: int) -> int:
     Newton step has its own elimination: one elimination of 4 parameters
     ran three times faster with l = 112 than with l = 176 (MPyC 0.11).
     """
-    largest = float(parties * MAX_ROWS_PER_STATION)
+    largest = float(parties * rows)
     fraction_bits = math.ceil(math.log2(largest + 1)) + 34
     return fraction_bits + (-fraction_bits) % 8
 

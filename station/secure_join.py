@@ -74,6 +74,7 @@ import numpy as np
 from mpyc.runtime import mpc
 
 from station import ristretto
+from station.logistic import fixed_point_size
 from station.secure_regression import solve_and_release
 
 __all__ = ["JoinLayout", "align_lists", "join_and_release", "random_permutation"]
@@ -216,6 +217,17 @@ class JoinRun:
                     f"party {layout.owner} lists {len(layout.values)} value columns "
                     f"but {len(layout.scales)} scales; give one scale per column"
                 )
+
+    def size_for_logit(self, rows: int) -> None:
+        """Size the secure numbers of a logistic fit for at most `rows` joined rows.
+
+        The joined n is at most the smallest padded row count, which every
+        party knows before any value is shared, so the Hessian's bound n / 4
+        rests on it instead of on the bound for every station's rows. This
+        keeps f, and so the cost of every row's logistic function, small.
+        """
+        fraction_bits = fixed_point_size(1, rows)
+        self.secfxp = mpc.SecFxp(2 * fraction_bits, fraction_bits)
 
     @property
     def my_layout(self) -> JoinLayout | None:
@@ -504,6 +516,22 @@ def _complement_check(passed: bool) -> dict[str, Any]:
     }
 
 
+async def complement_blocked(
+    run: JoinRun, weight: Any, joined: int, names: list[str]
+) -> dict[str, Any] | None:
+    """Open the complement bit of a model fit; return its blocked output if it fails."""
+    passed = await mpc.output(_complement_passes(run, weight, joined))
+    if round(float(passed)):
+        return None
+    return {
+        "checks": [_complement_check(False)],
+        "names": names,
+        "status": "blocked",
+        "rule": "min_count",
+        "values": None,
+    }
+
+
 def _value_scales(run: JoinRun) -> dict[str, float]:
     return {
         name: scale
@@ -529,15 +557,9 @@ async def fit_and_release(
     weight, varies = _row_weight(run, columns, list(model["present"]))
     names = ["Intercept", *model["terms"]]
     if varies:
-        passed = await mpc.output(_complement_passes(run, weight, joined))
-        if not round(float(passed)):
-            return {
-                "checks": [_complement_check(False)],
-                "names": names,
-                "status": "blocked",
-                "rule": "min_count",
-                "values": None,
-            }
+        blocked = await complement_blocked(run, weight, joined, names)
+        if blocked is not None:
+            return blocked
 
     parts = [weight]
     for name in [*model["terms"], model["response"]]:
@@ -689,6 +711,8 @@ async def join_and_release(config: dict[str, Any]) -> dict[str, Any]:
     run = JoinRun(config)
     started = time.monotonic()
     sizes = await run.share_sizes()
+    if "logit" in config:
+        run.size_for_logit(min(sizes.values()))
     full, sigma = await run.blind_and_gather(sizes)
     joined, alignments = await run.share_alignment(full, sigma)
     logger.debug("joined %d rows of padded sizes %s", joined, sizes)
@@ -714,6 +738,11 @@ async def join_and_release(config: dict[str, Any]) -> dict[str, Any]:
     computing = time.monotonic()
     if "ols" in config:
         output = await fit_and_release(run, aligned, joined)
+    elif "logit" in config:
+        # Imported here because the logistic fit builds on this module.
+        from station.secure_join_logistic import fit_logistic_and_release
+
+        output = await fit_logistic_and_release(run, aligned, joined, started)
     else:
         output = await aggregate_and_release(run, aligned, joined)
     run.timings["aggregation_seconds"] = time.monotonic() - computing

@@ -43,6 +43,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from mpyc.runtime import mpc
@@ -134,37 +136,64 @@ async def fit_and_release(config: dict[str, Any]) -> dict[str, Any]:
     fraction_bits = config["fraction_bits"]
     secfxp = mpc.SecFxp(2 * fraction_bits, fraction_bits)
     p = config["parameters"]
-    min_count = config["min_count"]
-    min_level_count = config["min_level_count"]
-    coefficients = [0.0] * p
 
-    first = [*config["counts"], config["own_n"], *newton_terms(config, coefficients)]
+    first = [*config["counts"], config["own_n"], *newton_terms(config, [0.0] * p)]
     pooled = _pool(first, secfxp)
-    n, events = pooled[0], pooled[1]
-    column_sums = pooled[2 : 2 + p]
-    own = pooled[2 + p]
-    augmented = _newton_system(pooled[3 + p :], p, secfxp)
-    diagonal = [augmented[k][k] for k in range(p)]
+    counts = PooledCounts(
+        n=pooled[0],
+        events=pooled[1],
+        column_sums=pooled[2 : 2 + p],
+        own=pooled[2 + p] if config["requester_contributes"] else None,
+    )
 
-    check_bits = []
+    async def next_terms(coefficients: list[float]) -> list[Any]:
+        return _pool(newton_terms(config, coefficients), secfxp)
+
+    return await newton_fit(
+        secfxp, config, counts, pooled[3 + p :], next_terms, started
+    )
+
+
+@dataclass
+class PooledCounts:
+    """The secret pooled counts that the disclosure rules of a logistic fit check.
+
+    ``column_sums`` holds every design column's sum, the intercept's first.
+    ``own`` is the requester's organisation's n, or None when it holds no rows.
+    """
+
+    n: Any
+    events: Any
+    column_sums: list[Any]
+    own: Any = None
+
+
+def _rule_bits(
+    settings: dict[str, Any], counts: PooledCounts, p: int
+) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Return the secret bits of the count rules and their check entries."""
+    check_bits: list[Any] = []
     checks: list[dict[str, Any]] = []
 
     def check(bit: Any, rule: str, term: str = "model", level: str | None = None):
         check_bits.append(bit)
         checks.append({"rule": rule, "term": term, "level": level})
 
+    min_count = settings["min_count"]
+    min_level_count = settings["min_level_count"]
+    n = counts.n
     check(n >= min_count, "min_count")
-    if config["requester_contributes"]:
-        check(n - own >= min_count, "min_count_without_requester")
-    check(n >= p + config["min_residual_df"], "min_residual_df")
+    if counts.own is not None:
+        check(n - counts.own >= min_count, "min_count_without_requester")
+    check(n >= p + settings["min_residual_df"], "min_residual_df")
     # p <= fraction * n, with the public bound rounded up to a whole row.
-    needed = math.ceil(p / config["max_parameter_fraction"] - 1e-9)
+    needed = math.ceil(p / settings["max_parameter_fraction"] - 1e-9)
     check(n >= needed, "max_parameter_fraction")
-    response = config["response"]
-    check(events >= min_level_count, "min_level_count", response, "1")
-    check(n - events >= min_level_count, "min_level_count", response, "0")
-    for factor in config["factors"]:
-        level_counts = [column_sums[column] for column in factor["design_columns"]]
+    response = settings["response"]
+    check(counts.events >= min_level_count, "min_level_count", response, "1")
+    check(n - counts.events >= min_level_count, "min_level_count", response, "0")
+    for factor in settings["factors"]:
+        level_counts = [counts.column_sums[c] for c in factor["design_columns"]]
         for level, count in zip(factor["levels"], level_counts, strict=True):
             check(count >= min_level_count, "min_level_count", factor["term"], level)
         reference = n - mpc.sum(level_counts)
@@ -174,10 +203,39 @@ async def fit_and_release(config: dict[str, Any]) -> dict[str, Any]:
             factor["term"],
             factor["reference"],
         )
+    return check_bits, checks
 
+
+async def newton_fit(
+    secfxp: Any,
+    settings: dict[str, Any],
+    counts: PooledCounts,
+    terms: list[Any],
+    next_terms: Callable[[list[float]], Awaitable[list[Any]]],
+    started: float,
+) -> dict[str, Any]:
+    """Check the rules, then take Newton steps until b settles; open what passes.
+
+    `terms` are the pooled X'WX (upper triangle) and X'(y - mu) at b = 0,
+    and `next_terms` returns them, secret, at the opened coefficients. Both
+    the horizontal fit above and the fit on joined rows
+    (:mod:`station.secure_join_logistic`) drive their steps through here.
+    `settings` holds the rules' thresholds, ``names``, ``response``,
+    ``factors``, ``fraction_bits``, ``step_tolerance``, ``max_iterations``
+    and the deadline's ``timeout_seconds`` and ``deadline_margin_seconds``.
+    """
+    fraction_bits = settings["fraction_bits"]
+    names = settings["names"]
+    p = len(names)
+    coefficients = [0.0] * p
+    augmented = _newton_system(terms, p, secfxp)
+    diagonal = [augmented[k][k] for k in range(p)]
+
+    check_bits, checks = _rule_bits(settings, counts, p)
     pivots = gauss_jordan(augmented)
-    for name, pivot, entry in zip(config["names"], pivots, diagonal, strict=True):
-        check(pivot > RANK_TOLERANCE * entry, "full_rank", name)
+    for name, pivot, entry in zip(names, pivots, diagonal, strict=True):
+        check_bits.append(pivot > RANK_TOLERANCE * entry)
+        checks.append({"rule": "full_rank", "term": name, "level": None})
 
     opened = await mpc.output(check_bits)
     for entry, bit in zip(checks, opened, strict=True):
@@ -195,29 +253,26 @@ async def fit_and_release(config: dict[str, Any]) -> dict[str, Any]:
         iterations += 1
         largest = max(abs(d) for d in step)
         logger.info("Newton step %d: largest change %.3g", iterations, largest)
-        if largest <= config["step_tolerance"]:
+        if largest <= settings["step_tolerance"]:
             break
-        if iterations >= config["max_iterations"]:
-            return _not_converged(checks, config["names"], step, iterations)
+        if iterations >= settings["max_iterations"]:
+            return _not_converged(checks, names, step, iterations)
         # Every party inputs whether its deadline allows two more steps, so
         # that all of them stop at the same step instead of timing out.
-        short = 1.0 if _short_of_time(config, started, iterations) else 0.0
+        short = 1.0 if _short_of_time(settings, started, iterations) else 0.0
         (short_parties,) = _pool([short], secfxp)
         if round(float(await mpc.output(short_parties))):
             logger.info("Newton step %d: stopped before the deadline", iterations)
-            return _not_converged(
-                checks, config["names"], step, iterations, "mpc_deadline"
-            )
-        terms = _pool(newton_terms(config, coefficients), secfxp)
-        augmented = _newton_system(terms, p, secfxp)
+            return _not_converged(checks, names, step, iterations, "mpc_deadline")
+        augmented = _newton_system(await next_terms(coefficients), p, secfxp)
         pivots = gauss_jordan(augmented)
         regular = mpc.all([pivot > smallest_pivot for pivot in pivots])
         if not round(float(await mpc.output(regular))):
             logger.info("Newton step %d: the Hessian is singular", iterations + 1)
-            return _not_converged(checks, config["names"], step, iterations)
+            return _not_converged(checks, names, step, iterations)
 
     checks.append({"rule": "converged", "term": "model", "level": None, "passed": True})
-    values = await mpc.output([augmented[i][p + i] for i in range(p)] + [n])
+    values = await mpc.output([augmented[i][p + i] for i in range(p)] + [counts.n])
     return {
         "checks": checks,
         "values": {

@@ -106,6 +106,29 @@ def test_join_ols_matches_statsmodels(vertical_network, split):
         assert row["std_err"] == pytest.approx(pooled.bse[term], rel=1e-4)
 
 
+def test_join_logit_rare_condition_blocked(vertical_network, split):
+    # Few joined persons are older than 74, so the condition term's level
+    # true fails min_level_count before any Newton step.
+    query = (
+        "SELECT logit((num > 0) ~ age + C(sex) + (age > 74)) FROM hospital "
+        "JOIN insurer USING (person_id)"
+    )
+
+    request, result = _run(vertical_network, query)
+
+    merged = split["hospital"].merge(split["insurer"], on="person_id", how="inner")
+    failed = [check for check in result["checks"] if not check["passed"]]
+    assert 0 < (merged["age"] > 74).sum() < 10
+    assert request["state"] == "blocked_by_disclosure_control", request
+    assert result["status"] == "blocked"
+    assert result["kind"] == "logit"
+    assert result["rows"] == []
+    assert result["blocked"]["rule"] == "min_level_count"
+    assert [(c["statistic"], c["cell"]) for c in failed] == [
+        ("(age > 74)", {"level": "true"})
+    ]
+
+
 def test_join_crosstab_small_cells_blocked(vertical_network, split):
     # A crosstab of the hospital's columns, filtered on the insurer's: few
     # persons with severe disease are women, or have other than asymptomatic

@@ -70,6 +70,34 @@ def test_join_round_trips_through_format():
     assert parse_query(format_query(spec), SCHEMAS) == spec
 
 
+def test_join_logit_parses_and_round_trips():
+    text = f"SELECT logit((num > 0) ~ age + C(sex) + (chol > 240)) {THREE}"
+
+    spec = parse_query(text, SCHEMAS)
+
+    assert spec.kind == "logit"
+    assert spec.model is not None
+    assert spec.model.response_label == "(num > 0)"
+    assert spec.sources == {
+        "num": "insurer",
+        "age": "hospital",
+        "sex": "hospital",
+        "chol": "gp",
+    }
+    assert format_query(spec) == text
+    assert parse_query(format_query(spec), SCHEMAS) == spec
+
+
+def test_join_logit_numeric_response_rejected():
+    spec = parse_query(f"SELECT logit(chol ~ age) {THREE}", SCHEMAS)
+
+    violation = check_query(spec, joined_schema(spec, SCHEMAS), CollaborationRules(), 3)
+
+    assert violation is not None
+    assert violation.rule == "binary_response"
+    assert "column 'chol' is not binary" in violation.message
+
+
 def test_join_parses_without_schemas():
     spec = parse_query("SELECT count(*) FROM a JOIN b USING (k) WHERE x > 1")
 

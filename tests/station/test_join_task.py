@@ -11,7 +11,13 @@ from linksight.query import parse_query
 from linksight.result_encryption import encode_key
 from linksight.schema import load_schema
 from linksight.tasks import DisclosureSettings, JoinPlacement, Party, TaskSpec
-from station.join_task import comparer_index, party_input, plan_join, read_owner_rows
+from station.join_task import (
+    build_join_result,
+    comparer_index,
+    party_input,
+    plan_join,
+    read_owner_rows,
+)
 
 SCHEMAS = {name: load_schema(vertical_schema_path(name)) for name in ("hospital", "gp")}
 
@@ -73,7 +79,7 @@ def test_plan_ols_design_names():
 
     plan = plan_join(task)
 
-    assert plan.ols is not None
+    assert plan.model is not None
     assert plan.design_names == [
         "Intercept",
         "age",
@@ -82,15 +88,15 @@ def test_plan_ols_design_names():
         "C(cp)[T.asymptomatic]",
         "(sex == 'Male')",
     ]
-    assert plan.ols["response"] == "trestbps"
-    assert plan.ols["terms"][1] == "cp=atypical angina"
-    assert plan.ols["present"] == [
+    assert plan.model["response"] == "trestbps"
+    assert plan.model["terms"][1] == "cp=atypical angina"
+    assert plan.model["present"] == [
         "age:present",
         "cp:present",
         "sex:present",
         "trestbps:present",
     ]
-    assert plan.ols["factors"][0]["design_columns"] == [2, 3, 4]
+    assert plan.model["factors"][0]["design_columns"] == [2, 3, 4]
 
 
 def test_comparer_is_first_helper():
@@ -132,3 +138,93 @@ def test_owner_rows_normalised_and_deduplicated(tmp_path):
     assert rows["indicators"][0] == [1.0, 0.0, 0.0]
     assert rows["indicators"][1] == [1.0, 1.0, 0.0]
     assert rows["values"][0] == pytest.approx([200 / 700, 240 / 700, 0.0])
+
+
+LOGIT = (
+    "SELECT logit((num > 0) ~ age + (sex == 'Male')) FROM hospital "
+    "JOIN insurer USING (person_id)"
+)
+
+
+def _logit_task() -> TaskSpec:
+    schemas = {
+        name: load_schema(vertical_schema_path(name))
+        for name in ("hospital", "insurer")
+    }
+    task = _task("SELECT count(*) FROM hospital JOIN gp USING (person_id)", STATIONS)
+    return task.model_copy(
+        update={
+            "query": parse_query(LOGIT, schemas),
+            "query_text": LOGIT,
+            "join": JoinPlacement(
+                stations={"hospital": "hospital", "insurer": "insurer"},
+                schemas=schemas,
+            ),
+        }
+    )
+
+
+def test_plan_logit_settings():
+    task = _logit_task()
+
+    plan = plan_join(task)
+    config = party_input(task, plan, None, 1)
+
+    assert plan.model is not None
+    assert plan.design_names == ["Intercept", "age", "(sex == 'Male')"]
+    assert config["logit"] is plan.model
+    assert "ols" not in config
+    assert plan.model["response"] == "(num > 0)"
+    assert plan.model["min_level_count"] == task.disclosure.min_level_count
+    assert plan.model["max_iterations"] == 25
+    assert plan.model["factors"][0]["reference"] == "false"
+
+
+def test_logit_result_table():
+    task = _logit_task()
+    output = {
+        "checks": [
+            {"rule": "min_count", "term": "model", "level": None, "passed": True},
+            {"rule": "converged", "term": "model", "level": None, "passed": True},
+        ],
+        "joined": 200,
+        "values": {
+            "coefficients": [-3.0, 0.05, 1.2],
+            "variances": [0.25, 0.0001, 0.04],
+            "n": 180,
+            "iterations": 5,
+        },
+    }
+
+    result = build_join_result(task, plan_join(task), output)
+
+    rows = {row["term"]: row for row in result["rows"]}
+    assert result["status"] == "released"
+    assert result["kind"] == "logit"
+    assert result["joined"] == 200
+    assert result["model"]["iterations"] == 5
+    assert result["model"]["converged"] is True
+    assert result["model"]["n"] == 180
+    assert "z" in result["columns"]
+    assert rows["age"]["std_err"] == pytest.approx(0.01)
+    assert rows["age"]["z"] == pytest.approx(5.0)
+    assert rows["(sex == 'Male')"]["coef"] == pytest.approx(1.2)
+
+
+def test_logit_not_converged_result():
+    task = _logit_task()
+    output = {
+        "checks": [
+            {"rule": "converged", "term": "age", "level": None, "passed": False},
+        ],
+        "iterations": 25,
+        "values": None,
+    }
+
+    result = build_join_result(task, plan_join(task), output)
+
+    assert result["status"] == "blocked"
+    assert result["blocked"]["rule"] == "converged"
+    assert result["model"]["iterations"] == 25
+    assert result["model"]["converged"] is False
+    assert "age" in result["blocked"]["message"]

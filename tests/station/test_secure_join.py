@@ -383,3 +383,153 @@ def test_join_rows_rejected(changes, message):
     run = JoinRun(_config(**changes))
     with pytest.raises(ValueError, match=message):
         run.pad_and_shuffle()
+
+
+def _logit_rows(
+    hospital: pd.DataFrame, insurer: pd.DataFrame
+) -> list[dict[str, Any] | None]:
+    # The hospital holds age, male sex and asymptomatic chest pain, the
+    # insurer the response (num > 0); no filter, so no row weight varies.
+    hospital_rows = {
+        "keys": hospital["person"].tolist(),
+        "indicators": [
+            np.ones(len(hospital)).tolist(),
+            (hospital["sex"] == "Male").astype(float).tolist(),
+            (hospital["cp"] == "asymptomatic").astype(float).tolist(),
+        ],
+        "values": [(hospital["age"] / SCALES["age"]).tolist()],
+    }
+    insurer_rows = {
+        "keys": insurer["person"].tolist(),
+        "indicators": [
+            np.ones(len(insurer)).tolist(),
+            (insurer["num"] > 0).astype(float).tolist(),
+        ],
+        "values": [],
+    }
+    return [hospital_rows, insurer_rows, None]
+
+
+LOGIT_LAYOUTS = {
+    "hospital": {
+        "indicators": [
+            "hospital_where",
+            "(sex == 'Male')",
+            "(cp == 'asymptomatic')",
+        ],
+        "values": ["age"],
+        "scales": [SCALES["age"]],
+        "filtered": False,
+    },
+    "insurer": {
+        "indicators": ["insurer_where", "(num > 0)"],
+        "values": [],
+        "scales": [],
+        "filtered": False,
+    },
+}
+
+
+def _logit_settings(**changes: Any) -> dict[str, Any]:
+    settings: dict[str, Any] = {
+        "response": "(num > 0)",
+        "terms": ["age", "(sex == 'Male')", "(cp == 'asymptomatic')"],
+        "present": [],
+        "factors": [
+            {
+                "term": term,
+                "reference": "false",
+                "levels": ["true"],
+                "design_columns": [column],
+            }
+            for column, term in ((2, "(sex == 'Male')"), (3, "(cp == 'asymptomatic')"))
+        ],
+        "min_residual_df": 10,
+        "max_parameter_fraction": 0.1,
+        "min_level_count": 10,
+        "step_tolerance": 1e-8,
+        "max_iterations": 25,
+        "deadline_margin_seconds": 10.0,
+    }
+    settings.update(changes)
+    return settings
+
+
+def _run_logit(
+    tmp_path: Path, rows: list[dict[str, Any] | None], logit: dict[str, Any]
+) -> list[dict[str, Any]]:
+    parties = loopback_parties(3)
+    layout = [
+        dict(LOGIT_LAYOUTS["hospital"], owner=0),
+        dict(LOGIT_LAYOUTS["insurer"], owner=1),
+    ]
+    configs = []
+    for index, own in enumerate(rows):
+        config: dict[str, Any] = {
+            "parties": parties,
+            "index": index,
+            "bind_host": "127.0.0.1",
+            "timeout_seconds": 240,
+            "analysis": "join",
+            "task_id": "test",
+            "comparer": 2,
+            "layout": layout,
+            "min_count": 10,
+            "padding_max": 25,
+            "threads": 1,
+            "fraction_bits": fixed_point_size(3),
+            "logit": logit,
+        }
+        config.update(own or {})
+        configs.append(config)
+    results = run_parties(configs, tmp_path, timeout=300)
+    for status, output in results:
+        assert status == 0, output
+    return [output for _, output in results]
+
+
+def test_join_logit_matches_statsmodels(tmp_path, heart):
+    # Prepare: the hospital and the insurer each hold 45% of the persons,
+    # so about 190 are joined; party 2 has no data.
+    hospital = _subset(heart[["person", "age", "sex", "cp"]], 0.45, 8)
+    insurer = _subset(heart[["person", "num"]], 0.45, 9)
+
+    # Execute.
+    outputs = _run_logit(tmp_path, _logit_rows(hospital, insurer), _logit_settings())
+
+    # Assert against statsmodels' Logit on the inner join of the same rows.
+    merged = hospital.merge(insurer, on="person")
+    merged["disease"] = (merged["num"] > 0).astype(float)
+    merged["male"] = (merged["sex"] == "Male").astype(float)
+    merged["asymptomatic"] = (merged["cp"] == "asymptomatic").astype(float)
+    merged["age"] = merged["age"].astype(float)
+    pooled = smf.logit("disease ~ age + male + asymptomatic", merged).fit(disp=0)
+    output = outputs[2]
+    values = output["values"]
+    assert output["status"] == "released", output["checks"]
+    assert output["joined"] == len(merged)
+    assert values["n"] == len(merged)
+    assert values["iterations"] == pooled.mle_retvals["iterations"]
+    assert values["coefficients"] == pytest.approx(list(pooled.params), rel=1e-4)
+    errors = np.sqrt(values["variances"])
+    assert list(errors) == pytest.approx(list(pooled.bse), rel=1e-4)
+    assert all(o["values"] == values for o in outputs)
+
+
+def test_join_logit_rare_level_blocked(tmp_path, heart):
+    # Only 8 joined persons lack asymptomatic chest pain: min_level_count
+    # blocks the fit before any Newton step and names the term and level.
+    hospital = heart[["person", "age", "sex", "cp"]]
+    asymptomatic = hospital[hospital["cp"] == "asymptomatic"].iloc[:150]
+    hospital = pd.concat([asymptomatic, hospital[hospital["cp"] != "asymptomatic"][:8]])
+    insurer = heart[["person", "num"]]
+
+    outputs = _run_logit(tmp_path, _logit_rows(hospital, insurer), _logit_settings())
+
+    failed = [c for c in outputs[0]["checks"] if not c["passed"]]
+    assert outputs[0]["status"] == "blocked"
+    assert outputs[0]["rule"] == "min_level_count"
+    assert outputs[0]["values"] is None
+    assert [(c["term"], c["level"]) for c in failed] == [
+        ("(cp == 'asymptomatic')", "false")
+    ]
