@@ -282,7 +282,7 @@ def playground(
     root.mkdir(parents=True, exist_ok=True)
     # Stop in order on SIGTERM as on Ctrl-C.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    typer.echo(f"starting the hub and three stations; state and logs in {root}")
+    typer.echo(f"starting the hub and the example stations; state and logs in {root}")
     running = None
     try:
         running = start_playground(root, auto_approve, approve_delay)
