@@ -50,15 +50,19 @@ def test_missing_and_unknown_fields_named(bare_network: Network) -> None:
     assert "field querry is not a field of this request; remove it" in message
 
 
-def test_body_not_json_named(bare_network: Network) -> None:
-    response = bare_network.client.post(
+def _submit_raw(network: Network, content: bytes):
+    return network.client.post(
         "/requests",
-        content=b'{"query": ',
+        content=content,
         headers={
-            "Authorization": f"Bearer {bare_network.scientist}",
+            "Authorization": f"Bearer {network.scientist}",
             "Content-Type": "application/json",
         },
     )
+
+
+def test_body_not_json_named(bare_network: Network) -> None:
+    response = _submit_raw(bare_network, b'{"query": ')
 
     message = response.json()["detail"]["message"]
     assert response.status_code == 422
@@ -76,4 +80,38 @@ def test_query_parameter_named(bare_network: Network) -> None:
     assert message.startswith(
         "invalid request: query parameter state 'finished' is invalid: Input should "
         "be 'submitted', 'awaiting_approval',"
+    )
+
+
+def test_body_missing_named(bare_network: Network) -> None:
+    response = _submit_raw(bare_network, b"")
+
+    message = response.json()["detail"]["message"]
+    assert response.status_code == 422
+    assert message == (
+        "invalid request: the request body is missing; send a JSON object"
+    )
+
+
+def test_empty_reason_named(network: Network) -> None:
+    steward = next(iter(network.stewards.values()))
+    response = network.call(
+        "POST",
+        f"/collaborations/{COLLABORATION}/rules",
+        steward,
+        json={"changes": {"min_count": 12}, "reason": ""},
+    )
+
+    message = response.json()["detail"]["message"]
+    assert response.status_code == 422
+    assert message == "invalid request: the reason is empty; say why"
+
+
+def test_path_parameter_named(bare_network: Network) -> None:
+    response = bare_network.call("GET", "/requests/abc", bare_network.scientist)
+
+    message = response.json()["detail"]["message"]
+    assert response.status_code == 422
+    assert message.startswith(
+        "invalid request: path parameter request_id 'abc' is invalid: "
     )

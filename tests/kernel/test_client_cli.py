@@ -300,3 +300,16 @@ def test_playground_state_folder_not_empty(tmp_path):
     assert again.returncode == 2
     assert "is not empty (it contains notes.txt)" in again.stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_playground_state_folder_is_file(tmp_path):
+    state = tmp_path / "state"
+    state.write_text("not a folder")
+
+    outcome = runner.invoke(app, ["playground", "--state-dir", str(state)])
+
+    assert outcome.exit_code == 2
+    assert outcome.stderr == (
+        f"error: the state folder {state} is a file, not a folder; pass "
+        "--state-dir with a new or empty folder\n"
+    )
