@@ -30,9 +30,9 @@ pooled Hessian, gradient or count, is opened. Every party also knows the
 joined n and the padded row counts from the join itself.
 
 Cost: each step after the first evaluates the logistic function on every
-joined row, about 20 secure truncations of f bits per row (see
-:mod:`station.secure_sigmoid`), which dominates for more than a few hundred
-rows.
+joined row: one comparison, one bit decomposition and about 14 secure
+products with a truncation of f bits each (see :mod:`station.secure_sigmoid`).
+This dominates for more than a few hundred rows.
 """
 
 from __future__ import annotations

@@ -52,12 +52,13 @@ def _run(tmp_path: Path, values: np.ndarray, bound: float, fraction_bits: int) -
 
 
 def test_sigmoid_matches_numpy(tmp_path):
-    # Prepare: both signs, zero, whole numbers (where k is exact), values
-    # just off them, and values beyond 32, where 2^-|t| is below 2^-32.
+    # Prepare: both signs, zero, whole numbers, values just off them, and
+    # values beyond 32, where 2^-|t| is below 2^-32.
     values = np.concatenate(
         [
             np.linspace(-40.0, 40.0, 41),
             [0.0, 1e-9, -1e-9, 0.5, -0.5, 2.999999, -3.000001, 63.5, -63.9],
+            [2.0**-6, 1 - 2.0**-6, -0.0151, 7.3, 2.0**-7],
         ]
     )
     fraction_bits = 48
@@ -76,7 +77,8 @@ def test_sigmoid_matches_numpy(tmp_path):
 
 
 def test_polynomial_error_below_bound():
-    grid = np.linspace(-1.0, 1.0, 100001)
+    # The polynomial covers the remainder below the top 6 fraction bits.
+    grid = np.linspace(0.0, 2.0**-6, 100001)
 
     interpolant = np.polynomial.Polynomial(COEFFICIENTS)(grid)
 
