@@ -26,10 +26,11 @@ from linksight.joins import dataset_filter
 from linksight.query import QuerySpec
 from linksight.signing import canonical_json
 from linksight.tasks import TaskSpec
-from station.aggregates import compile_filter
+from station.aggregates import MAGNITUDE_FUNCTIONS, compile_filter
 from station.logistic import DEADLINE_MARGIN_SECONDS, MAX_ITERATIONS, STEP_TOLERANCE
 from station.logistic import coefficient_table as logit_table
 from station.regression import DesignLayout, coefficient_table, fixed_point_size
+from station.result import RULE_DESCRIPTIONS
 
 __all__ = ["JoinPlan", "build_join_result", "plan_join", "read_owner_rows"]
 
@@ -337,6 +338,13 @@ def party_input(
     }
     if plan.model is not None:
         config[task.query.kind] = plan.model
+    settings = task.disclosure
+    if plan.means and (settings.dominance_k < 1 or settings.p_percent > 0):
+        config["dominance"] = {
+            "n": settings.dominance_n,
+            "k": settings.dominance_k,
+            "p": settings.p_percent,
+        }
     if own_rows is not None:
         config.update(
             keys=own_rows["keys"],
@@ -366,10 +374,20 @@ def build_join_result(
             )
             continue
         cell = dict(zip(group_by, check["cell"], strict=True)) if check["cell"] else {}
+        statistic = check["statistic"]
+        if "column" in check:
+            # A dominance check covers every sum, mean and variance of its column.
+            labels = [
+                aggregate.label
+                for aggregate in spec.aggregates
+                if aggregate.column == check["column"]
+                and aggregate.func in MAGNITUDE_FUNCTIONS
+            ]
+            statistic = ", ".join(labels) or statistic
         checks.append(
             {
                 "rule": check["rule"],
-                "statistic": check["statistic"],
+                "statistic": statistic,
                 "cell": cell,
                 "passed": check["passed"],
             }
@@ -472,6 +490,17 @@ def _blocked_summary(failed: list[dict[str, Any]], task: TaskSpec) -> dict[str, 
             f"out must be none or at least {task.disclosure.min_count}; widen the "
             "filter, group on fewer columns, or join datasets that share more "
             "persons."
+        )
+    elif rule in ("dominance", "p_percent"):
+        settings = task.disclosure
+        description = RULE_DESCRIPTIONS[rule].format(
+            dominance_n=settings.dominance_n,
+            dominance_percent=round(settings.dominance_k * 100),
+            p_percent=round(settings.p_percent * 100),
+        )
+        message += (
+            f"Each failed figure rests on {description}. Widen the filter, group "
+            "on fewer columns, or ask for count(*) instead."
         )
     else:
         message += "Change the formula or widen the filter."

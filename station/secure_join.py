@@ -74,6 +74,7 @@ import numpy as np
 from mpyc.runtime import mpc
 
 from station import ristretto
+from station.join_dominance import dominance_bits
 from station.logistic import fixed_point_size
 from station.secure_regression import solve_and_release
 
@@ -615,6 +616,7 @@ async def aggregate_and_release(
     sums = []
     squares = []
     present_counts = []
+    magnitudes = []
     for cell in cells:
         factors = [weight] if varies or not cell.columns else []
         factors += [columns[name] for name in cell.columns]
@@ -628,12 +630,26 @@ async def aggregate_and_release(
             weighted = present * columns[mean["value"]]
             sums.append(mpc.np_sum(weighted))
             squares.append(weighted @ columns[mean["value"]])
+            magnitudes.append(weighted)
 
     checked = counts + present_counts
     passing = [count >= run.min_count for count in checked]
     if varies:
         passing.append(_complement_passes(run, weight, joined))
+    dominance = []
+    dominance_passing = []
+    settings = config.get("dominance")
+    if settings is not None:
+        for (cell, mean), weighted in zip(
+            itertools.product(cells, means), magnitudes, strict=True
+        ):
+            for rule, bit in dominance_bits(weighted, settings):
+                dominance_passing.append(bit)
+                dominance.append((rule, cell, mean["value"]))
     bits = await mpc.output(passing)
+    # The dominance bits are of a smaller secure type, so they are opened apart.
+    if dominance_passing:
+        bits += await mpc.output(dominance_passing)
     checks = []
     for index, cell in enumerate(cells):
         checks.append(
@@ -654,13 +670,25 @@ async def aggregate_and_release(
             }
         )
     if varies:
-        checks.append(_complement_check(bool(round(float(bits[-1])))))
+        checks.append(_complement_check(bool(round(float(bits[len(checked)])))))
+    offset = len(checked) + int(varies)
+    for index, (rule, cell, column) in enumerate(dominance):
+        checks.append(
+            {
+                "rule": rule,
+                "statistic": f"sum({column})",
+                "column": column,
+                "cell": list(cell.labels),
+                "passed": bool(round(float(bits[offset + index]))),
+            }
+        )
     output: dict[str, Any] = {
         "checks": checks,
         "cells": [list(c.labels) for c in cells],
     }
-    if not all(check["passed"] for check in checks):
-        output.update(status="blocked", rule="min_count", values=None)
+    failed = [check for check in checks if not check["passed"]]
+    if failed:
+        output.update(status="blocked", rule=failed[0]["rule"], values=None)
         return output
 
     opened = await mpc.output(counts + present_counts + sums + squares)

@@ -67,7 +67,56 @@ def test_plan_lays_out_each_owner():
     assert [entry["owner"] for entry in config["layout"]] == [1, 0]
     assert config["comparer"] == 2
     assert config["means"] == [{"value": "chol", "present": "chol:present"}]
+    assert config["dominance"] == {"n": 2, "k": 0.85, "p": 0.10}
     assert "keys" not in config
+
+
+def test_counts_only_skip_dominance():
+    task = _task(
+        "SELECT count(*) FROM hospital JOIN gp USING (person_id) GROUP BY sex",
+        STATIONS,
+    )
+
+    config = party_input(task, plan_join(task), None, 1)
+
+    assert "dominance" not in config
+
+
+def test_dominance_block_names_statistics():
+    task = _task(
+        "SELECT count(*), mean(chol), var(chol) FROM hospital JOIN gp "
+        "USING (person_id) GROUP BY sex",
+        STATIONS,
+    )
+    output = {
+        "checks": [
+            {"rule": "min_count", "statistic": "count(*)", "cell": ["Female"]},
+            {"rule": "min_count", "statistic": "count(*)", "cell": ["Male"]},
+            {
+                "rule": "dominance",
+                "statistic": "sum(chol)",
+                "column": "chol",
+                "cell": ["Female"],
+                "passed": False,
+            },
+        ],
+        "values": None,
+    }
+    for check in output["checks"][:2]:
+        check["passed"] = True
+
+    result = build_join_result(task, plan_join(task), output)
+
+    assert result["status"] == "blocked"
+    assert result["rows"] == []
+    assert result["blocked"]["rule"] == "dominance"
+    failed = [check for check in result["checks"] if not check["passed"]]
+    assert failed[0]["statistic"] == "mean(chol), var(chol)"
+    assert failed[0]["cell"] == {"sex": "Female"}
+    message = result["blocked"]["message"]
+    assert "mean(chol), var(chol) for sex=Female" in message
+    assert "2 largest values" in message
+    assert "85%" in message
 
 
 def test_plan_ols_design_names():

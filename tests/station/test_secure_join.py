@@ -100,6 +100,8 @@ LAYOUTS = {
 }
 
 SEX = {"levels": ["Male", "Female"], "columns": ["sex=Male", "sex=Female"]}
+# The default dominance (n = 2, k = 85%) and p% (10%) settings.
+DOMINANCE = {"n": 2, "k": 0.85, "p": 0.10}
 
 
 def _run(
@@ -181,8 +183,8 @@ def test_join_three_stations_matches_pandas(tmp_path, heart):
     # Assert against the inner join of the same rows on the pooled data.
     merged = hospital.merge(lab, on="person").merge(insurer, on="person")
     chosen = merged[(merged["age"] > 50) & (merged["num"] > 0)]
+    assert outputs[0]["status"] == "released", outputs[0]["checks"]
     released = _by_cell(outputs[0])
-    assert outputs[0]["status"] == "released"
     assert outputs[0]["joined"] == len(merged)
     assert all(o["values"] == outputs[0]["values"] for o in outputs)
     for sex in ("Male", "Female"):
@@ -198,6 +200,35 @@ def test_join_three_stations_matches_pandas(tmp_path, heart):
         assert row["var(chol)"] == pytest.approx(chol.var(), rel=1e-6)
         assert row["mean(thalch)"] == pytest.approx(thalch.mean(), rel=1e-6)
         assert row["var(thalch)"] == pytest.approx(thalch.var(), rel=1e-6)
+
+
+def test_join_dominated_mean_blocked(tmp_path, heart):
+    # One joined man's cholesterol is 690 and every other one 0.1: his value
+    # makes up over 90% of the men's total, so the mean would disclose it.
+    hospital = _subset(heart[["person", "age", "sex"]], 0.85, 1)
+    lab = _subset(heart[["person", "chol", "trestbps"]], 0.85, 2)
+    insurer = _subset(heart[["person", "thalch", "num"]], 0.85, 3)
+    merged = hospital.merge(lab, on="person").merge(insurer, on="person")
+    chosen = merged[(merged["age"] > 50) & (merged["num"] > 0)]
+    outlier = chosen.loc[chosen["sex"] == "Male", "person"].iloc[0]
+    lab = lab.assign(chol=np.where(lab["person"] == outlier, 690.0, 0.1))
+    owners = {0: "hospital", 1: "lab", 2: "insurer"}
+    rows = [_hospital(hospital), _lab(lab), _insurer(insurer)]
+    means = [{"value": "chol", "present": "chol_present"}]
+
+    outputs = _run(
+        tmp_path, rows, owners, 0, groups=[SEX], means=means, dominance=DOMINANCE
+    )
+
+    assert outputs[0]["status"] == "blocked"
+    assert outputs[0]["rule"] == "dominance"
+    assert outputs[0]["values"] is None
+    failed = {
+        (c["rule"], tuple(c["cell"])) for c in outputs[0]["checks"] if not c["passed"]
+    }
+    assert failed == {("dominance", ("Male",)), ("p_percent", ("Male",))}
+    ruled = [c for c in outputs[0]["checks"] if c["rule"] in ("dominance", "p_percent")]
+    assert len(ruled) == 4
 
 
 def test_join_small_overlap_blocked(tmp_path, heart):
