@@ -3,7 +3,8 @@
 Usage: ``python sigmoid_party.py INPUT.json OUTPUT.json``. INPUT.json contains
 the parties and this party's index as for ``station.mpc_party``, the
 fraction bits, the public bound, the number of values and, at party 0 only,
-the values. OUTPUT.json receives the opened results and their time.
+the values. OUTPUT.json receives the opened results and their time, or the
+message of the ValueError that rejected the fixed-point type or the bound.
 """
 
 from __future__ import annotations
@@ -42,7 +43,11 @@ def main() -> None:
         t = mpc.input(mine, senders=0)
         t.integral = False
         started = time.monotonic()
-        power, negative = exp2_negative_abs(t, config["bound"])
+        try:
+            power, negative = exp2_negative_abs(t, config["bound"])
+        except ValueError as error:
+            await mpc.shutdown()
+            return {"error": str(error)}
         logistic = sigmoid2(t, config["bound"])
         opened = await mpc.output(mpc.np_stack([power, negative, logistic]))
         seconds = time.monotonic() - started

@@ -76,6 +76,19 @@ def test_sigmoid_matches_numpy(tmp_path):
     assert output["negative"] == [float(v < 0) for v in values]
 
 
+@pytest.mark.parametrize(
+    ("fraction_bits", "bound", "message"),
+    [
+        (48, 2.0**50, "needs 51 integer bits, more than the 46 that SecFxp(96, 48)"),
+        (4, 1.0, "SecFxp(8, 4) has 4 fraction bits, fewer than the 6"),
+    ],
+)
+def test_sigmoid_type_rejected(tmp_path, fraction_bits, bound, message):
+    output = _run(tmp_path, np.array([0.5, -0.5]), bound, fraction_bits)
+
+    assert message in output["error"]
+
+
 def test_polynomial_error_below_bound():
     # The polynomial covers the remainder below the top 6 fraction bits.
     grid = np.linspace(0.0, 2.0**-6, 100001)
