@@ -259,10 +259,12 @@ def playground(
     example notebooks and the stewards' dashboard runs beside it.
 
     Ctrl-C stops every process it started. The state directory is deleted
-    afterwards unless it was given with --state-dir. A directory given there
-    must be new or empty, because each start sets up a new network. If a
-    station exits, the playground warns and keeps serving without it. If
-    the hub, JupyterLab, the SuperLink or the dashboard exits, it stops.
+    afterwards unless it was given with --state-dir, or a process failed or
+    exited on its own, so that its log stays. A directory given with
+    --state-dir must be new or empty, because each start sets up a new
+    network. If a station exits, the playground warns and keeps serving
+    without it. If the hub, JupyterLab, the SuperLink or the dashboard
+    exits, it stops.
     """
     import shutil
     import signal
@@ -311,7 +313,9 @@ def playground(
         typer.echo("press Ctrl-C to stop every process", err=False)
         sys.stdout.flush()
         while True:
-            running.report_stopped_stations()
+            if running.report_stopped_stations():
+                # Keep the log files that the warning names.
+                keep = True
             exited = running.exited()
             if exited is not None:
                 keep = True
@@ -327,6 +331,8 @@ def playground(
             running.stop()
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
+        elif state_dir is None:
+            typer.echo(f"kept the state and logs in {root}")
         typer.echo("stopped")
 
 

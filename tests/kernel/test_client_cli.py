@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import psutil
@@ -206,7 +208,9 @@ def _read_until(process: subprocess.Popen[str], prefix: str, lines: list[str]) -
     raise AssertionError(f"no line with {prefix!r} in:\n{''.join(lines)}")
 
 
-def test_playground_survives_station_stops_at_hub_exit(tmp_path):
+def test_playground_survives_station_stops_at_hub_exit():
+    # No --state-dir, so that the playground decides whether to keep its
+    # temporary folder.
     process = subprocess.Popen(
         [
             sys.executable,
@@ -215,8 +219,6 @@ def test_playground_survives_station_stops_at_hub_exit(tmp_path):
             "playground",
             "--no-lab",
             "--no-dashboard",
-            "--state-dir",
-            str(tmp_path),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -226,7 +228,10 @@ def test_playground_survives_station_stops_at_hub_exit(tmp_path):
     watchdog = threading.Timer(300, process.kill)
     watchdog.start()
     lines: list[str] = []
+    root = None
     try:
+        _read_until(process, "state and logs in ", lines)
+        root = Path(lines[-1].split("state and logs in ", 1)[1].strip())
         _read_until(process, "press Ctrl-C", lines)
         children = psutil.Process(process.pid).children(recursive=True)
         insurer = next(
@@ -245,7 +250,7 @@ def test_playground_survives_station_stops_at_hub_exit(tmp_path):
             ],
             capture_output=True,
             text=True,
-            env=dict(os.environ, LINKSIGHT_CONFIG=str(tmp_path / "client.toml")),
+            env=dict(os.environ, LINKSIGHT_CONFIG=str(root / "client.toml")),
             timeout=240,
         )
         running_after_station = process.poll() is None
@@ -254,38 +259,42 @@ def test_playground_survives_station_stops_at_hub_exit(tmp_path):
         )
         hub.kill()
         output, _ = process.communicate(timeout=60)
+        output = "".join(lines) + output
+
+        assert running_after_station
+        assert query.returncode == 0, query.stdout + query.stderr
+        assert "station insurer exited with status -9" in output
+        assert str(root / "logs" / "insurer.log") in output
+        assert f"station serve --config {root / 'insurer' / 'station.toml'}" in output
+        assert process.returncode == 1
+        assert "the hub exited with status -9" in output
+        # The demo stewards warn once about the lost hub, not once per poll.
+        assert output.count("demo stewards cannot reach the hub") <= 1
+        assert output.count("Connection refused") <= 1
+        assert "hub.log" in output
+        assert f"kept the state and logs in {root}\n" in output
+        assert (root / "logs" / "insurer.log").is_file()
+        assert [c.pid for c in _still_running(children)] == []
+
+        again = subprocess.run(
+            [sys.executable, "-m", "linksight", "playground", "--state-dir", str(root)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert again.returncode == 2
+        assert f"the state folder {root} contains an earlier playground" in (
+            again.stderr
+        )
+        assert "pass --state-dir with another folder" in again.stderr
+        assert "starting the hub" not in again.stdout
     finally:
         watchdog.cancel()
         if process.poll() is None:
             process.kill()
             process.wait()
-    output = "".join(lines) + output
-
-    assert running_after_station
-    assert query.returncode == 0, query.stdout + query.stderr
-    assert "station insurer exited with status -9" in output
-    assert str(tmp_path / "logs" / "insurer.log") in output
-    assert f"station serve --config {tmp_path / 'insurer' / 'station.toml'}" in output
-    assert process.returncode == 1
-    assert "the hub exited with status -9" in output
-    # The demo stewards warn once about the lost hub, not once per poll.
-    assert output.count("demo stewards cannot reach the hub") <= 1
-    assert output.count("Connection refused") <= 1
-    assert "hub.log" in output
-    assert [c.pid for c in _still_running(children)] == []
-
-    again = subprocess.run(
-        [sys.executable, "-m", "linksight", "playground", "--state-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert again.returncode == 2
-    assert f"the state folder {tmp_path} contains an earlier playground" in (
-        again.stderr
-    )
-    assert "pass --state-dir with another folder" in again.stderr
-    assert "starting the hub" not in again.stdout
+        if root is not None:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def test_playground_state_folder_not_empty(tmp_path):
