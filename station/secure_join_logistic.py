@@ -92,6 +92,12 @@ async def fit_logistic_and_release(
     when released, the ``joined`` n.
     """
     model = run.config["logit"]
+    logger.info(
+        "logistic fit on %d joined rows: %d parameters, f = %d",
+        joined,
+        len(model["terms"]) + 1,
+        run.secfxp.frac_length,
+    )
     columns = _columns_by_name(run, aligned)
     weight, varies = _row_weight(run, columns, list(model["present"]))
     names = ["Intercept", *model["terms"]]
