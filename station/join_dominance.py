@@ -1,6 +1,6 @@
 """The dominance and p% rules on vertically joined rows, inside MPC.
 
-On joined rows no station knows which of its values fall in a cell, so the
+On joined rows no station can tell which of its values fall in a cell, so the
 largest contributions cannot be found locally as for horizontal data
 (``station.secure_aggregate``). Here every row's value in a cell is a
 secret-shared number that is 0 outside the cell, the filter or the
