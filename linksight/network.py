@@ -660,8 +660,12 @@ class LocalNetwork:
             )
         )
 
-    def start_stations(self, timeout: float = 60.0) -> None:
-        """Start every station daemon and wait until all offer their datasets."""
+    def start_stations(self, timeout: float = 180.0) -> None:
+        """Start every station daemon and wait until all offer their datasets.
+
+        The playground starts a dozen stations at once, and on a loaded
+        two-core machine their registration took more than 60 s.
+        """
         for station in self.stations:
             station.process = self._spawn(
                 ["station", "serve", "--config", str(station.config_path)],
@@ -682,7 +686,10 @@ class LocalNetwork:
             ):
                 return
             time.sleep(0.3)
-        raise NetworkError(f"stations did not register their datasets in {timeout} s")
+        raise NetworkError(
+            f"stations did not register their datasets in {timeout:.0f} s; see "
+            f"their logs in {self.root / 'logs'}"
+        )
 
     def _registered(self, collaboration: str) -> bool:
         datasets = self.call(
