@@ -282,8 +282,10 @@ def playground(
             raise _fail(str(exc), code=2) from exc
     root = state_dir or Path(tempfile.mkdtemp(prefix="linksight-playground-"))
     root.mkdir(parents=True, exist_ok=True)
-    # Stop in order on SIGTERM as on Ctrl-C.
+    # Stop in order on SIGTERM as on Ctrl-C, also when started in the
+    # background, where a shell may have set SIGINT to be ignored.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     typer.echo(f"starting the hub and the example stations; state and logs in {root}")
     running = None
     try:

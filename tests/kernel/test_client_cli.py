@@ -133,6 +133,11 @@ def _federated_extensions(lab_page: str) -> list[str]:
     return [extension["name"] for extension in config["federated_extensions"]]
 
 
+def _ignore_sigint() -> None:
+    # A shell starts a background job with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def test_playground_starts_lab_and_stops_all(tmp_path):
     process = subprocess.Popen(
         [
@@ -148,6 +153,7 @@ def test_playground_starts_lab_and_stops_all(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=_ignore_sigint,
     )
     lines = []
     url = None
