@@ -311,7 +311,7 @@ def check_state_folder(root: Path) -> None:
     Raises
     ------
     NetworkError
-        If `root` is not a folder, or contains files; the message says what
+        If `root` is not a folder, or contains files. The message names what
         to pass instead.
     """
     if not root.exists():

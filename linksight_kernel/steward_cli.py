@@ -16,24 +16,11 @@ import typer
 
 from linksight_kernel.cli import HubUrl, Profile, _client, _fail, _print_frame, _run
 from linksight_kernel.dashboard.views import audit_csv, filter_audit
-from linksight_kernel.requests import organisation_table
+from linksight_kernel.requests import REQUEST_STATES, organisation_table
 
 requests_app = typer.Typer(help="List, inspect, approve and reject requests.")
 audit_app = typer.Typer(help="Read, verify and export the audit trail.")
 rules_app = typer.Typer(help="Show, propose, accept and withdraw collaboration rules.")
-
-REQUEST_STATES = (
-    "submitted",
-    "rejected",
-    "awaiting_approval",
-    "approved",
-    "running",
-    "completed",
-    "failed",
-    "blocked_by_disclosure_control",
-    "revoked",
-    "expired",
-)
 
 
 @requests_app.command("list")

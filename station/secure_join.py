@@ -222,9 +222,9 @@ class JoinRun:
     def size_for_logit(self, rows: int) -> None:
         """Size the secure numbers of a logistic fit for at most `rows` joined rows.
 
-        The joined n is at most the smallest padded row count, which every
-        party knows before any value is shared, so the Hessian's bound n / 4
-        rests on it instead of on the bound for every station's rows. This
+        The joined n is at most the smallest padded row count. Every party
+        receives that count before any value is shared, so the Hessian's bound
+        n / 4 rests on it instead of on the bound for every station's rows. This
         keeps f, and so the cost of every row's logistic function, small.
         """
         fraction_bits = fixed_point_size(1, rows)
@@ -533,6 +533,32 @@ async def complement_blocked(
     }
 
 
+@dataclass
+class ModelRows:
+    """The joined columns and complete-case row weight of a model fit."""
+
+    columns: dict[str, Any]
+    weight: Any
+    # Whether the weight can be 0 on some row (a filter or a missing value).
+    varies: bool
+    names: list[str]
+    # The blocked output when the persons left out fail min_count, else None.
+    blocked: dict[str, Any] | None
+
+
+async def model_rows(
+    run: JoinRun, aligned: dict[int, Any], joined: int, model: dict[str, Any]
+) -> ModelRows:
+    """Return the columns, row weight and design names of `model`'s fit."""
+    columns = _columns_by_name(run, aligned)
+    weight, varies = _row_weight(run, columns, list(model["present"]))
+    names = ["Intercept", *model["terms"]]
+    blocked = None
+    if varies:
+        blocked = await complement_blocked(run, weight, joined, names)
+    return ModelRows(columns, weight, varies, names, blocked)
+
+
 def _value_scales(run: JoinRun) -> dict[str, float]:
     return {
         name: scale
@@ -554,13 +580,10 @@ async def fit_and_release(
     and variances are scaled back to the columns' units.
     """
     model = run.config["ols"]
-    columns = _columns_by_name(run, aligned)
-    weight, varies = _row_weight(run, columns, list(model["present"]))
-    names = ["Intercept", *model["terms"]]
-    if varies:
-        blocked = await complement_blocked(run, weight, joined, names)
-        if blocked is not None:
-            return blocked
+    rows = await model_rows(run, aligned, joined, model)
+    if rows.blocked is not None:
+        return rows.blocked
+    columns, weight, varies, names = rows.columns, rows.weight, rows.varies, rows.names
 
     parts = [weight]
     for name in [*model["terms"], model["response"]]:

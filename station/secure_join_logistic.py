@@ -9,7 +9,7 @@ is the weighted 0/1 response column.
 
 Newton's method runs as for horizontal data (:func:`station.secure_logistic.
 newton_fit`), and only the source of the Hessian and gradient differs. No
-party holds a row, so every row's linear predictor and probability stay
+party sees a row in the clear, so every row's linear predictor and probability stay
 secret:
 
 1. Once: the counts of the disclosure rules (n, events, every column's
@@ -52,11 +52,9 @@ from mpyc.runtime import mpc
 
 from station.secure_join import (
     JoinRun,
-    _columns_by_name,
     _complement_check,
-    _row_weight,
     _value_scales,
-    complement_blocked,
+    model_rows,
 )
 from station.secure_logistic import PooledCounts, newton_fit
 from station.secure_sigmoid import sigmoid2
@@ -98,13 +96,10 @@ async def fit_logistic_and_release(
         len(model["terms"]) + 1,
         run.secfxp.frac_length,
     )
-    columns = _columns_by_name(run, aligned)
-    weight, varies = _row_weight(run, columns, list(model["present"]))
-    names = ["Intercept", *model["terms"]]
-    if varies:
-        blocked = await complement_blocked(run, weight, joined, names)
-        if blocked is not None:
-            return blocked
+    rows = await model_rows(run, aligned, joined, model)
+    if rows.blocked is not None:
+        return rows.blocked
+    columns, weight, varies, names = rows.columns, rows.weight, rows.varies, rows.names
 
     parts = [weight]
     for name in model["terms"]:

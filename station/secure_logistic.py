@@ -158,8 +158,8 @@ async def fit_and_release(config: dict[str, Any]) -> dict[str, Any]:
 class PooledCounts:
     """The secret pooled counts that the disclosure rules of a logistic fit check.
 
-    ``column_sums`` holds every design column's sum, the intercept's first.
-    ``own`` is the requester's organisation's n, or None when it holds no rows.
+    ``column_sums`` contains every design column's sum, the intercept's first.
+    ``own`` is the requester's organisation's n, or None when it has no rows.
     """
 
     n: Any
@@ -220,7 +220,7 @@ async def newton_fit(
     and `next_terms` returns them, secret, at the opened coefficients. Both
     the horizontal fit above and the fit on joined rows
     (:mod:`station.secure_join_logistic`) drive their steps through here.
-    `settings` holds the rules' thresholds, ``names``, ``response``,
+    `settings` contains the rules' thresholds, ``names``, ``response``,
     ``factors``, ``fraction_bits``, ``step_tolerance``, ``max_iterations``
     and the deadline's ``timeout_seconds`` and ``deadline_margin_seconds``.
     """

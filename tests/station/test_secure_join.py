@@ -419,7 +419,7 @@ def test_join_rows_rejected(changes, message):
 def _logit_rows(
     hospital: pd.DataFrame, insurer: pd.DataFrame
 ) -> list[dict[str, Any] | None]:
-    # The hospital holds age, male sex and asymptomatic chest pain, the
+    # The hospital has age, male sex and asymptomatic chest pain, the
     # insurer the response (num > 0); no filter, so no row weight varies.
     hospital_rows = {
         "keys": hospital["person"].tolist(),
